@@ -1,0 +1,142 @@
+"""project.yml → validated pydantic models (unknown keys are errors, ${ENV} is interpolated)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError, did_you_mean
+from .yamlfile import LineDict, LineList, line_of, load_yaml
+
+PROJECT_FILE = "project.yml"
+_ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class EndpointConfig(Strict):
+    """One named LLM endpoint (see DESIGN.md, ai_query)."""
+
+    provider: Literal["openai", "transformers"] = Field(
+        description="openai: any OpenAI-compatible HTTP server; transformers: in-process model")
+    model: str = Field(description="model name on the server, or (transformers) a model dir / bundled name")
+    base_url: str | None = Field(None, description="server URL, e.g. http://localhost:8000/v1")
+    api_key_env: str | None = Field(None, description="name of the environment variable holding the key")
+    max_concurrency: int = Field(32, ge=1, description="requests in flight per endpoint, per process")
+    requests_per_minute: float | None = Field(None, gt=0)
+    tokens_per_minute: float | None = Field(None, gt=0)
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(6, ge=0)
+    max_calls: int | None = Field(None, ge=0, description="budget: refuse a run needing more uncached calls")
+    price_per_1k_input_tokens: float | None = Field(None, ge=0)
+    price_per_1k_output_tokens: float | None = Field(None, ge=0)
+    context_window: int | None = Field(None, gt=0)
+    parameters: dict[str, Any] = Field(default_factory=dict, description="default modelParameters")
+    batch_size: int | None = Field(None, ge=1, description="transformers: prompts per generate() call")
+    device: str | None = Field(None, description="transformers: cpu, cuda, mps (default: best available)")
+
+
+class ProjectConfig(Strict):
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    version: str | None = None
+    profile: str | None = None  # accepted for dbt_project.yml compatibility, unused
+    config_version: int | None = Field(None, alias="config-version")
+    database: str | None = Field(None, description="DuckDB file; default target/<name>.duckdb")
+    target_path: str = Field("target", alias="target-path")
+    threads: int = Field(4, ge=1)
+    model_paths: list[str] = Field(default_factory=lambda: ["models"], alias="model-paths")
+    seed_paths: list[str] = Field(default_factory=lambda: ["seeds"], alias="seed-paths")
+    macro_paths: list[str] = Field(default_factory=lambda: ["macros"], alias="macro-paths")
+    test_paths: list[str] = Field(default_factory=lambda: ["tests"], alias="test-paths")
+    udf_paths: list[str] = Field(default_factory=lambda: ["udfs"], alias="udf-paths")
+    clean_targets: list[str] | None = Field(None, alias="clean-targets")
+    vars: dict[str, Any] = Field(default_factory=dict)
+    models: dict[str, Any] = Field(default_factory=dict)
+    seeds: dict[str, Any] = Field(default_factory=dict)
+    tests: dict[str, Any] = Field(default_factory=dict)
+    data_tests: dict[str, Any] = Field(default_factory=dict, alias="data-tests")
+    endpoints: dict[str, EndpointConfig] = Field(default_factory=dict)
+
+    @field_validator("endpoints")
+    @classmethod
+    def _endpoint_names(cls, value: dict[str, EndpointConfig]) -> dict[str, EndpointConfig]:
+        for name in value:
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_\-]*$", name):
+                raise ValueError(f"endpoint name {name!r} must be letters, digits, _ or -")
+        return value
+
+
+def interpolate_env(data: Any, path: str, env: dict[str, str] | None = None) -> Any:
+    """Replace ${VAR} / ${VAR:-default} in every string, keeping line information."""
+    env = os.environ if env is None else env
+
+    def substitute(text: str, line: int | None) -> str:
+        def one(match: re.Match) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            raise ConfigError(f"environment variable {name} is not set", path=path, line=line,
+                              hint=f"export {name}=... or write ${{{name}:-default}}")
+        return _ENV_PATTERN.sub(one, text)
+
+    def walk(node: Any, line: int | None) -> Any:
+        if isinstance(node, LineDict):
+            out = LineDict({k: walk(v, node.key_lines.get(k, node.line)) for k, v in node.items()})
+            out.line, out.key_lines = node.line, node.key_lines
+            return out
+        if isinstance(node, list):
+            out_list = LineList(walk(v, getattr(node, "line", line)) for v in node)
+            out_list.line = getattr(node, "line", line)
+            return out_list
+        if isinstance(node, str):
+            return substitute(node, line)
+        return node
+
+    return walk(data, getattr(data, "line", None))
+
+
+def _describe(error: dict) -> str:
+    loc = ".".join(str(p) for p in error["loc"])
+    if error["type"] == "extra_forbidden":
+        return f"unknown key '{loc}'"
+    return f"{loc}: {error['msg']}" if loc else error["msg"]
+
+
+def _extra_key_hint(error: dict) -> str | None:
+    if error["type"] != "extra_forbidden":
+        return None
+    key = str(error["loc"][-1])
+    model = ProjectConfig if len(error["loc"]) == 1 else EndpointConfig
+    names = set(model.model_fields) | {f.alias for f in model.model_fields.values() if f.alias}
+    return did_you_mean(key, names) or "remove it; see the project.yml reference in README.md"
+
+
+def parse_project_config(data: Any, path: str = PROJECT_FILE) -> ProjectConfig:
+    if not isinstance(data, dict):
+        raise ConfigError("expected a mapping with at least 'name:'", path=path,
+                          hint="start the file with: name: my_project")
+    data = interpolate_env(data, path)
+    try:
+        return ProjectConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(_describe(first), path=path, line=line_of(data, first["loc"]),
+                          hint=_extra_key_hint(first)) from None
+
+
+def load_project_config(project_dir: Path) -> ProjectConfig:
+    path = project_dir / PROJECT_FILE
+    if not path.exists():
+        alt = project_dir / "dbt_project.yml"
+        hint = ("this looks like a dbt project: copy dbt_project.yml to project.yml" if alt.exists()
+                else "run 'sqlsynth init NAME' to create a project, or pass --project-dir")
+        raise ConfigError(f"no {PROJECT_FILE} in {project_dir}", hint=hint)
+    return parse_project_config(load_yaml(path, PROJECT_FILE), PROJECT_FILE)

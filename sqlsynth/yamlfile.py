@@ -1,0 +1,76 @@
+"""YAML loading that remembers line numbers, so config errors can point at the offending line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+
+class LineDict(dict):
+    """A mapping that knows the 1-based line of itself and of each of its keys."""
+
+    line: int = 0
+    key_lines: dict[Any, int]
+
+
+class LineList(list):
+    line: int = 0
+
+
+class _LineLoader(yaml.SafeLoader):
+    def construct_mapping(self, node, deep=False):
+        mapping = LineDict(super().construct_mapping(node, deep=deep))
+        mapping.line = node.start_mark.line + 1
+        mapping.key_lines = {
+            self.construct_object(key, deep=deep): key.start_mark.line + 1 for key, _ in node.value
+        }
+        return mapping
+
+    def construct_sequence(self, node, deep=False):
+        seq = LineList(super().construct_sequence(node, deep=deep))
+        seq.line = node.start_mark.line + 1
+        return seq
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _LineLoader.construct_mapping)
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _LineLoader.construct_sequence)
+
+
+def load_yaml(path: Path, display_path: str | None = None) -> Any:
+    """Parse a YAML file; syntax errors become ConfigError with the file and line."""
+    shown = display_path or str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read file: {exc.strerror}", path=shown) from None
+    try:
+        return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise ConfigError(f"malformed YAML: {problem}", path=shown, line=line,
+                          hint="check indentation and quoting near that line") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"malformed YAML: {exc}", path=shown) from None
+
+
+def line_of(data: Any, loc: tuple) -> int | None:
+    """The best-known line for a pydantic error location inside data loaded by load_yaml."""
+    line = getattr(data, "line", None) or None
+    node = data
+    for part in loc:
+        if isinstance(node, LineDict):
+            if part in node.key_lines:
+                line = node.key_lines[part]
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+            line = getattr(node, "line", None) or line
+        else:
+            break
+    return line
