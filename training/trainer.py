@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -45,8 +46,8 @@ def train(config: TrainConfig) -> dict:
     """Run one fine-tuning job end to end; returns the training summary (also written to disk)."""
     started = time.time()
     out = config.output_path()
-    resume_from = checkpoint_to_resume(config)
     setup_logging(out, is_main=config.local_rank in (-1, 0))
+    resume_from = checkpoint_to_resume(config)
     log.info(f"training config\n{config.describe()}")
 
     from training.data import build_examples, read_records, sample_prompts, split_records
@@ -93,16 +94,42 @@ def train(config: TrainConfig) -> dict:
 
 def checkpoint_to_resume(config: TrainConfig) -> str | None:
     """The checkpoint --resume continues from; refuses to silently restart over an earlier run's checkpoints."""
-    from transformers.trainer_utils import get_last_checkpoint
-
     ckpt_dir = config.output_path() / "checkpoints"
-    last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
-    if last and not config.resume:
-        raise TrainingError(f"{ckpt_dir} already holds {Path(last).name} from an earlier run",
+    last, partial = latest_complete_checkpoint(ckpt_dir)
+    if (last or partial) and not config.resume:
+        name = (last or partial[0]).name
+        raise TrainingError(f"{ckpt_dir} already holds {name} from an earlier run",
                             hint="pass --resume to continue it, or choose another --local-output-dir")
-    if config.resume and not last:
-        log.warning(f"--resume: no checkpoint in {ckpt_dir} yet, starting from the beginning")
-    return last if config.resume else None
+    if not config.resume:
+        return None
+    for path in partial:  # a kill during a save leaves a half-written checkpoint; its step is redone
+        log.info(f"--resume: removing incomplete {path.name} (killed while it was being written)")
+        if config.local_rank in (-1, 0):
+            shutil.rmtree(path, ignore_errors=True)
+    if last is None:
+        log.info(f"--resume: no checkpoint in {ckpt_dir} yet, starting from the beginning")
+    else:
+        log.info(f"--resume: continuing from {last}")
+    return str(last) if last else None
+
+
+def latest_complete_checkpoint(ckpt_dir: Path) -> tuple[Path | None, list[Path]]:
+    """(newest checkpoint whose trainer_state.json is readable, newer incomplete ones).
+
+    The Trainer writes trainer_state.json last, so its presence marks a finished checkpoint.
+    """
+    if not ckpt_dir.is_dir():
+        return None, []
+    found = sorted((p for p in ckpt_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
+                   key=lambda p: int(p.name.split("-")[-1]), reverse=True)
+    partial = []
+    for path in found:
+        try:
+            json.loads((path / "trainer_state.json").read_text())
+            return path, partial
+        except (OSError, ValueError):
+            partial.append(path)
+    return None, partial
 
 
 def setup_logging(out: Path, is_main: bool) -> None:
