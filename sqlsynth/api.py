@@ -1,0 +1,181 @@
+"""The library behind each CLI command: load, select, compile, execute, write artifacts."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .artifacts import write_manifest, write_run_results
+from .compile import close_parser, compile_sql, inject_ctes
+from .database import Database
+from .errors import ExecutionError
+from .graph import Graph, select
+from .project import Node, Project, load_project
+from .runner import Compiler, NodeResult, Runner
+
+COMMAND_TYPES = {
+    "seed": ("seed",),
+    "run": ("model",),
+    "test": ("test",),
+    "build": ("seed", "model", "test"),
+    "compile": ("model", "test"),
+}
+
+
+@dataclass
+class Options:
+    project_dir: Path = Path(".")
+    select: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    vars: dict[str, Any] = field(default_factory=dict)
+    full_refresh: bool = False
+    threads: int | None = None
+    target_path: str | None = None
+
+
+@dataclass
+class RunReport:
+    command: str
+    results: list[NodeResult]
+    elapsed: float
+
+    @property
+    def success(self) -> bool:
+        return all(r.ok for r in self.results)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.success else 1
+
+
+def load(options: Options) -> tuple[Project, Graph]:
+    project = load_project(options.project_dir, options.vars)
+    if options.target_path:
+        project.config.target_path = options.target_path
+    return project, Graph(project.nodes)
+
+
+def _selected(project: Project, graph: Graph, options: Options, command: str) -> list[str]:
+    return select(project, graph, options.select, options.exclude, COMMAND_TYPES[command])
+
+
+def _usage_extra() -> dict[str, Any]:
+    """ai_query's per-run usage (calls, cached, tokens, cost), when that module is installed."""
+    if importlib.util.find_spec("sqlsynth.llm.usage") is None:
+        return {}
+    from .llm import usage
+    summary = getattr(usage, "usage_summary", None)
+    return {"usage": summary()} if summary else {}
+
+
+def execute(command: str, options: Options, reporter: Any) -> RunReport:
+    """seed / run / test / build: compile everything selected first, then run the DAG."""
+    project, graph = load(options)
+    write_manifest(project, project.target_dir)
+    selected = _selected(project, graph, options, command)
+    start = time.perf_counter()
+    with Database(project) as db:
+        compiler = Compiler(project, db, full_refresh=options.full_refresh)
+        try:
+            for uid in selected:
+                node = project.nodes[uid]
+                if node.resource_type != "seed":
+                    compiler.compile(node)  # every syntax error surfaces before anything runs
+            runner = Runner(project, graph, db, compiler, threads=options.threads or project.config.threads,
+                            reporter=reporter, build_mode=command == "build")
+            results = runner.execute(selected)
+        finally:
+            close_parser()
+        for uid in selected:
+            if uid in compiler.compiled:
+                compiler.write(project.nodes[uid])
+    elapsed = time.perf_counter() - start
+    write_manifest(project, project.target_dir)
+    write_run_results(project, project.target_dir, command, results, elapsed,
+                      {"select": options.select, "exclude": options.exclude, "vars": options.vars,
+                       "full_refresh": options.full_refresh}, _usage_extra())
+    return RunReport(command, results, elapsed)
+
+
+def compile_nodes(options: Options) -> list[tuple[Node, str, Path]]:
+    project, graph = load(options)
+    selected = _selected(project, graph, options, "compile")
+    out = []
+    with Database(project, read_only=True) as db:
+        compiler = Compiler(project, db, full_refresh=options.full_refresh)
+        try:
+            for uid in selected:
+                node = project.nodes[uid]
+                sql = compiler.compile(node)
+                out.append((node, sql, compiler.write(node)))
+        finally:
+            close_parser()
+    write_manifest(project, project.target_dir)
+    return out
+
+
+def show(options: Options, target: str, limit: int) -> tuple[list[str], list[tuple]]:
+    """Preview a model/seed by name, or an ad-hoc query (Jinja allowed: {{ ref('x') }})."""
+    import duckdb
+
+    project, _graph = load(options)
+    node = project.find(target, ("model", "seed"))
+    with Database(project) as db:
+        compiler = Compiler(project, db)
+        try:
+            if node is not None and node.materialized != "ephemeral":
+                sql = f"select * from {node.relation}"
+            else:
+                sql = compiler.compile(node) if node is not None else _inline_sql(project, compiler, target)
+        finally:
+            close_parser()
+        try:
+            result = db.cursor().execute(f"select * from (\n{sql}\n) as sqlsynth_show limit {int(limit)}")
+            return [d[0] for d in result.description], result.fetchall()
+        except duckdb.Error as exc:
+            where = node.original_file_path if node is not None else "<inline>"
+            raise ExecutionError(str(exc).splitlines()[0], path=where) from None
+
+
+def _inline_sql(project: Project, compiler: Compiler, text: str) -> str:
+    node = Node("sql_operation.inline", "sql_operation", "inline", "<inline>", raw_code=text)
+    node.config = {"materialized": "ephemeral"}
+    rendered, ephemerals = compiler.render(node)
+    sql = compile_sql(rendered, source=text, path="<inline>", node_name="inline", functions=compiler.db.functions)
+    return inject_ctes(sql, compiler._cte_chain(ephemerals))
+
+
+def list_nodes(options: Options, resource_types: tuple[str, ...]) -> list[Node]:
+    project, graph = load(options)
+    write_manifest(project, project.target_dir)
+    uids = select(project, graph, options.select, options.exclude, resource_types)
+    return [project.nodes[uid] for uid in uids]
+
+
+def clean(project_dir: Path, include_database: bool = False) -> list[Path]:
+    """Remove target/ (compiled SQL, exports, artifacts). The DuckDB file, which also holds the
+    LLM cache, is kept unless include_database is set."""
+    from .config import load_project_config
+
+    config = load_project_config(project_dir.resolve())
+    root = project_dir.resolve()
+    database = (root / (config.database or f"{config.target_path}/{config.name}.duckdb")).resolve()
+    keep = set() if include_database else {database, database.with_name(database.name + ".wal")}
+    removed: list[Path] = []
+    for name in config.clean_targets or [config.target_path]:
+        folder = (root / name).resolve()
+        if not folder.exists() or not folder.is_relative_to(root) or folder == root:
+            continue
+        for item in sorted(folder.iterdir()):
+            if item.resolve() in keep:
+                continue
+            shutil.rmtree(item) if item.is_dir() else item.unlink()
+            removed.append(item)
+        if not any(folder.iterdir()):
+            folder.rmdir()
+    return removed
+

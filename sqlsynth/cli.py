@@ -1,0 +1,255 @@
+"""The `sqlsynth` command: parse options, make one library call, format the output.
+
+Exit codes: 0 everything selected succeeded; 1 a node failed (SQL error, failing test); 2 the project
+or the command line is wrong (nothing ran).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+
+
+def _parse_vars(text: str | None) -> dict:
+    if not text:
+        return {}
+    import yaml
+
+    try:
+        value = yaml.safe_load(text)  # YAML is a superset of JSON, as in dbt
+    except yaml.YAMLError as exc:
+        raise click.BadParameter(f"not valid JSON/YAML: {exc}", param_hint="--vars") from None
+    if not isinstance(value, dict):
+        raise click.BadParameter("expected a mapping, e.g. '{\"n_questions\": 5}'", param_hint="--vars")
+    return value
+
+
+def _common(command):
+    """Options every project command takes (dbt's names)."""
+    options = [
+        click.option("--project-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     help="Project folder (default: current directory)."),
+        click.option("--select", "-s", "select", multiple=True, help="Nodes to include (dbt syntax)."),
+        click.option("--exclude", multiple=True, help="Nodes to leave out (dbt syntax)."),
+        click.option("--vars", "vars_", default=None, help="Vars as JSON/YAML: '{\"key\": value}'."),
+        click.option("--target-path", default=None, help="Artifacts folder (default: target)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _options(ctx: click.Context, project_dir, select, exclude, vars_, target_path, **extra):
+    from .api import Options
+
+    root = ctx.find_root().params.get("project_dir")
+    words = [w for s in select for w in s.split()]
+    return Options(project_dir=project_dir or root or Path("."), select=words,
+                   exclude=[w for s in exclude for w in s.split()], vars=_parse_vars(vars_),
+                   target_path=target_path, **extra)
+
+
+def _handle_errors(fn):
+    """Library errors become one message and an exit code, never a traceback."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from .console import console
+        from .errors import SqlsynthError
+
+        try:
+            return fn(*args, **kwargs)
+        except SqlsynthError as exc:
+            console.print("[red]Error:[/red] ", end="")
+            console.print(exc.format(), markup=False, highlight=False)
+            sys.exit(exc.exit_code)
+        except (SystemExit, click.exceptions.Exit, click.ClickException):
+            raise
+        except KeyboardInterrupt:
+            console.print("[red]Interrupted.[/red] Completed nodes are kept; re-run to continue.")
+            sys.exit(130)
+        except Exception as exc:  # a bug in sqlsynth, not a user mistake: keep it short unless asked
+            import os
+            if os.environ.get("SQLSYNTH_DEBUG"):
+                raise
+            console.print(f"[red]Internal error:[/red] {type(exc).__name__}: {exc}", markup=True)
+            console.print("  set SQLSYNTH_DEBUG=1 for the traceback and report it as a bug")
+            sys.exit(3)
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sqlsynth")
+@click.option("--project-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Project folder (default: current directory).")
+def main(project_dir):
+    """sqlsynth: dbt-style SQL models on DuckDB that build synthetic fine-tuning data with LLMs."""
+
+
+def _run_command(name: str, ctx, quiet: bool = False, **params):
+    from .api import execute
+    from .reporter import Reporter
+
+    options = _options(ctx, **params)
+    reporter = Reporter(quiet=quiet)
+    report = execute(name, options, reporter)
+    reporter.summary(report.results, report.elapsed)
+    sys.exit(report.exit_code)
+
+
+@main.command()
+@_common
+@click.option("--full-refresh", is_flag=True, help="Accepted for dbt compatibility (seeds always reload).")
+@click.option("--threads", type=int, default=None)
+@click.pass_context
+@_handle_errors
+def seed(ctx, full_refresh, threads, **params):
+    """Load seeds/*.csv|jsonl|parquet as tables (replaced atomically)."""
+    _run_command("seed", ctx, threads=threads, **params)
+
+
+@main.command()
+@_common
+@click.option("--full-refresh", is_flag=True, help="Rebuild incremental models from scratch.")
+@click.option("--threads", type=int, default=None, help="Nodes built in parallel.")
+@click.pass_context
+@_handle_errors
+def run(ctx, full_refresh, threads, **params):
+    """Build the selected models in DAG order."""
+    _run_command("run", ctx, full_refresh=full_refresh, threads=threads, **params)
+
+
+@main.command()
+@_common
+@click.option("--threads", type=int, default=None)
+@click.pass_context
+@_handle_errors
+def test(ctx, threads, **params):
+    """Run data tests (schema.yml generic tests and tests/*.sql)."""
+    _run_command("test", ctx, threads=threads, **params)
+
+
+@main.command()
+@_common
+@click.option("--full-refresh", is_flag=True, help="Rebuild incremental models from scratch.")
+@click.option("--threads", type=int, default=None)
+@click.pass_context
+@_handle_errors
+def build(ctx, full_refresh, threads, **params):
+    """Seed, run and test in DAG order; a failure skips everything downstream."""
+    _run_command("build", ctx, full_refresh=full_refresh, threads=threads, **params)
+
+
+@main.command(name="compile")
+@_common
+@click.option("--quiet", "-q", is_flag=True, help="Only write target/compiled/, print nothing.")
+@click.pass_context
+@_handle_errors
+def compile_(ctx, quiet, **params):
+    """Render models and tests to target/compiled/ and print the SQL."""
+    from .api import compile_nodes
+    from .console import out
+
+    for node, sql, _path in compile_nodes(_options(ctx, **params)):
+        if not quiet:
+            out.print(f"-- {node.name} ({node.original_file_path})", markup=False)
+            out.print(sql + "\n", markup=False, highlight=False)
+
+
+@main.command()
+@click.argument("target")
+@click.option("--project-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
+@click.option("--vars", "vars_", default=None, help="Vars as JSON/YAML.")
+@click.option("--limit", default=10, show_default=True, help="Rows to show.")
+@click.option("--output", type=click.Choice(["table", "json", "csv"]), default="table")
+@click.pass_context
+@_handle_errors
+def show(ctx, target, project_dir, vars_, limit, output):
+    """Preview a model/seed by name, or an ad-hoc query: sqlsynth show "select ...". """
+    from .api import show as show_
+    from .console import out
+    from .reporter import result_table
+
+    options = _options(ctx, project_dir, (), (), vars_, None)
+    columns, rows = show_(options, target, limit)
+    if output == "json":
+        out.print_json(json.dumps([dict(zip(columns, row)) for row in rows], default=str))
+    elif output == "csv":
+        import csv
+        writer = csv.writer(sys.stdout)
+        writer.writerow(columns)
+        writer.writerows(rows)
+    else:
+        out.print(result_table(columns, rows))
+
+
+@main.command(name="ls")
+@_common
+@click.option("--resource-type", "resource_types", multiple=True,
+              type=click.Choice(["model", "seed", "test", "source"]), help="Default: all.")
+@click.option("--output", type=click.Choice(["name", "path", "json"]), default="name")
+@click.pass_context
+@_handle_errors
+def ls(ctx, resource_types, output, **params):
+    """List the nodes a selection matches."""
+    from .api import list_nodes
+    from .console import out
+
+    types = tuple(resource_types) or ("model", "seed", "test", "source")
+    for node in list_nodes(_options(ctx, **params), types):
+        if output == "path":
+            out.print(node.original_file_path, markup=False)
+        elif output == "json":
+            out.print(json.dumps({"name": node.name, "resource_type": node.resource_type,
+                                  "path": node.original_file_path, "materialized": node.config.get("materialized"),
+                                  "tags": node.tags, "depends_on": node.depends_on}), markup=False)
+        else:
+            out.print(f"{node.resource_type}:{node.name}", markup=False)
+
+
+@main.command()
+@click.option("--project-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
+@click.option("--include-database", is_flag=True, help="Also delete the DuckDB file (and its LLM cache).")
+@click.pass_context
+@_handle_errors
+def clean(ctx, project_dir, include_database):
+    """Delete target/ (compiled SQL, exports, artifacts); the database is kept unless asked."""
+    from .api import clean as clean_
+    from .console import console
+
+    root = project_dir or ctx.find_root().params.get("project_dir") or Path(".")
+    removed = clean_(root, include_database)
+    console.print(f"Removed {len(removed)} item(s).")
+
+
+@main.command()
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Write into an existing, non-empty folder.")
+@_handle_errors
+def init(name, force):
+    """Create a new project folder NAME with example seeds, models, tests and a UDF."""
+    from .console import console
+    from .scaffold import create_project
+
+    path = create_project(Path(name), force=force)
+    console.print(f"Created {path}. Next: cd {name} && sqlsynth build")
+
+
+def _add_optional_commands() -> None:
+    """Commands from optional parts (ai_query's cache/plan) register themselves here when present."""
+    import importlib.util
+
+    if importlib.util.find_spec("sqlsynth.llm.commands") is None:
+        return
+    from .llm import commands
+
+    for command in getattr(commands, "COMMANDS", []):
+        main.add_command(command)
+
+
+_add_optional_commands()

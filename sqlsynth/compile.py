@@ -1,0 +1,157 @@
+"""Rendered SQL → checked, transpiled DuckDB SQL.
+
+Every model is parsed before anything runs, so a syntax error stops the build with the model's file
+and the line in the *source* file (rendered lines are mapped back through a diff). Models written in
+another dialect (``config(dialect='databricks')``) are transpiled with sqlglot; registered AST
+transforms (ai_query's rewrite, for one) run on every model that sqlglot can parse.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError, SqlglotError
+
+from .errors import CompileError
+from .functions import FunctionContext
+
+
+@dataclass
+class TransformContext:
+    source_dialect: str
+    node_name: str | None
+    path: str | None
+    functions: FunctionContext | None
+
+
+# AST rewrites applied to every parsed model/query (appended to by sqlsynth.llm and others).
+SQL_TRANSFORMS: list[Callable[[exp.Expression, TransformContext], exp.Expression]] = []
+
+_parser_lock = threading.Lock()
+_parser_connection: Any = None
+
+
+def _duckdb_parse_error(sql: str) -> str | None:
+    """DuckDB's own parser has the last word on DuckDB syntax (sqlglot does not know all of it)."""
+    global _parser_connection
+    import duckdb
+
+    with _parser_lock:
+        if _parser_connection is None:
+            _parser_connection = duckdb.connect(":memory:")
+        try:
+            statements = _parser_connection.extract_statements(sql)
+        except duckdb.Error as exc:
+            return str(exc)
+    if len(statements) != 1:
+        return f"expected exactly one SELECT statement, found {len(statements)}"
+    if statements[0].type != duckdb.StatementType.SELECT:
+        return f"a model must be a SELECT query, not {statements[0].type.name}"
+    return None
+
+
+def close_parser() -> None:
+    global _parser_connection
+    with _parser_lock:
+        if _parser_connection is not None:
+            _parser_connection.close()
+            _parser_connection = None
+
+
+def source_line(source: str, rendered: str, rendered_line: int) -> int:
+    """Map a line of rendered SQL to the line of the Jinja source it most likely came from."""
+    src_lines, out_lines = source.splitlines(), rendered.splitlines()
+    matcher = difflib.SequenceMatcher(a=out_lines, b=src_lines, autojunk=False)
+    index = rendered_line - 1
+    for tag, a0, a1, b0, b1 in matcher.get_opcodes():
+        if a0 <= index < a1:
+            if tag == "equal":
+                return b0 + (index - a0) + 1
+            return min(b0 + (index - a0), max(b1 - 1, b0)) + 1
+    return max(1, min(rendered_line, len(src_lines)))
+
+
+_LINE_IN_MESSAGE = re.compile(r"LINE (\d+):")
+
+
+def _error_line(message: str) -> int | None:
+    match = _LINE_IN_MESSAGE.search(message)
+    return int(match.group(1)) if match else None
+
+
+def strip_statement(sql: str) -> str:
+    return sql.strip().rstrip(";").rstrip()
+
+
+def compile_sql(rendered: str, *, source: str, path: str, dialect: str = "duckdb",
+                node_name: str | None = None, functions: FunctionContext | None = None,
+                require_select: bool = True) -> str:
+    """Check, transpile and transform one rendered statement; returns DuckDB SQL to run."""
+    sql = strip_statement(rendered)
+    dialect = (dialect or "duckdb").lower()
+    try:
+        tree = sqlglot.parse_one(sql, read=dialect)
+    except ParseError as exc:
+        if dialect == "duckdb" and not _duckdb_parse_error(sql):
+            return sql  # valid DuckDB that sqlglot does not know: run it as written
+        raise _syntax_error(exc, sql, source, path, dialect) from None
+    except SqlglotError as exc:
+        raise CompileError(f"cannot parse SQL ({dialect}): {exc}", path=path) from None
+    if tree is None:
+        raise CompileError("the model is empty", path=path, hint="write a SELECT statement")
+    before = tree.sql(dialect="duckdb") if dialect == "duckdb" else None
+    context = TransformContext(dialect, node_name, path, functions)
+    for transform in SQL_TRANSFORMS:
+        tree = transform(tree, context)
+    if dialect == "duckdb":
+        after = tree.sql(dialect="duckdb")
+        result = sql if after == before else after
+    else:
+        try:
+            result = tree.sql(dialect="duckdb", pretty=True)
+        except SqlglotError as exc:
+            raise CompileError(f"cannot transpile from {dialect} to DuckDB: {exc}", path=path) from None
+    if require_select:
+        problem = _duckdb_parse_error(result)
+        if problem:
+            line = _error_line(problem)
+            raise CompileError(f"SQL error: {problem.splitlines()[0]}", path=path,
+                               line=source_line(source, result, line) if line and dialect == "duckdb" else None,
+                               hint="a model is one SELECT (or WITH ... SELECT) statement")
+    return result
+
+
+def _syntax_error(exc: ParseError, sql: str, source: str, path: str, dialect: str) -> CompileError:
+    first = exc.errors[0] if exc.errors else {}
+    rendered_line = first.get("line")
+    line = source_line(source, sql, rendered_line) if rendered_line else None
+    description = first.get("description") or str(exc).splitlines()[0]
+    near = (first.get("highlight") or "").strip()
+    message = f"SQL syntax error ({dialect}): {description}" + (f" near '{near}'" if near else "")
+    return CompileError(message, path=path, line=line, hint="fix the SQL on that line; "
+                        "'sqlsynth compile -s <model>' shows the rendered SQL")
+
+
+def runtime_error_line(message: str, rendered: str, source: str) -> int | None:
+    """Map DuckDB's 'LINE n:' in a runtime error back to the source file."""
+    line = _error_line(message)
+    return source_line(source, rendered, line) if line else None
+
+
+def inject_ctes(sql: str, ctes: list[tuple[str, str]]) -> str:
+    """Prepend ephemeral models as CTEs, merging with a WITH the model already has."""
+    if not ctes:
+        return sql
+    body = ",\n".join(f"{name} as (\n{strip_statement(cte)}\n)" for name, cte in ctes)
+    match = re.match(r"^(\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*)with(\s+recursive)?\s", sql, re.I | re.S)
+    if match:
+        head = sql[:match.end()]
+        return f"{head}{body},\n{sql[match.end():]}"
+    return f"with {body}\n{sql}"

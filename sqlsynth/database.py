@@ -1,0 +1,114 @@
+"""The DuckDB file: open it (explaining lock conflicts), register functions, close it cleanly."""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+from .errors import DatabaseLockedError, SqlsynthError
+from .functions import FunctionContext, register_all
+from .project import Project
+
+_LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<exe>\S+) \(PID (?P<pid>\d+)\)")
+
+
+def _process_command(pid: str) -> str | None:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return raw.replace(b"\0", b" ").decode(errors="replace").strip() or None
+
+
+def locked_error(path: Path, message: str) -> DatabaseLockedError:
+    match = _LOCK_HOLDER.search(message)
+    who = "another process"
+    if match:
+        command = _process_command(match.group("pid"))
+        who = f"process {match.group('pid')} ({command or match.group('exe')})"
+    return DatabaseLockedError(f"the database is locked by {who}", path=str(path),
+                               hint="close that program (a SQL client or another sqlsynth run) and try again; "
+                                    "SQL clients can open the file with read-only access while no run is going")
+
+
+def connect(path: Path, read_only: bool = False) -> Any:
+    import duckdb
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise locked_error(path, str(exc)) from None
+        raise SqlsynthError(f"cannot open database: {exc}", path=str(path)) from None
+
+
+class Database:
+    """One DuckDB connection per command; worker threads use cursors of it."""
+
+    def __init__(self, project: Project, read_only: bool = False):
+        self.project = project
+        self.path = project.database_path
+        self.read_only = read_only and self.path.exists()
+        self.con = connect(self.path, read_only=self.read_only) if (self.path.exists() or not read_only) \
+            else connect_memory()
+        self.functions = FunctionContext(project.dir, project.config, project.target_dir, self.path,
+                                         project.pydantic_models)
+        self._local = threading.local()
+        self._cursors: list[Any] = []
+        self._lock = threading.Lock()
+        try:
+            register_all(self.con, project.udfs, self.functions)
+        except BaseException:
+            self.close()
+            raise
+
+    def cursor(self) -> Any:
+        """A connection for the current thread (DuckDB connections are not shared across threads)."""
+        cur = getattr(self._local, "cursor", None)
+        if cur is None:
+            cur = self.con.cursor()
+            self._local.cursor = cur
+            with self._lock:
+                self._cursors.append(cur)
+        return cur
+
+    def relation_type(self, schema: str, name: str) -> str | None:
+        """'table', 'view' or None."""
+        rows = self.cursor().execute(
+            "select table_type from information_schema.tables where table_schema = ? and table_name = ?",
+            [schema, name]).fetchall()
+        if not rows:
+            return None
+        return "view" if rows[0][0] == "VIEW" else "table"
+
+    def columns(self, schema: str, name: str) -> list[tuple[str, str]]:
+        return self.cursor().execute(
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = ? and table_name = ? order by ordinal_position", [schema, name]).fetchall()
+
+    def ensure_schema(self, schema: str) -> None:
+        self.cursor().execute(f'create schema if not exists "{schema}"')
+
+    def close(self) -> None:
+        try:
+            self.functions.close()
+        finally:
+            for cur in self._cursors:
+                cur.close()
+            self._cursors.clear()
+            self.con.close()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def connect_memory() -> Any:
+    import duckdb
+
+    return duckdb.connect(":memory:")

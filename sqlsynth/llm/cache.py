@@ -1,0 +1,184 @@
+"""The persistent per-row cache and the call log, as tables in the project's DuckDB file.
+
+``sqlsynth.cache`` holds one validated answer per key; ``sqlsynth.calls`` one row per request that
+reached a server (status, tokens, latency, error). Both are written through a *cursor* of the
+connection that runs the query: a cursor is its own connection to the same database, so its
+auto-committed inserts are durable while the outer statement (say ``CREATE TABLE AS SELECT
+ai_query(...)``) is still running — a kill -9 loses only the rows in flight (measured, bench 4).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+
+SCHEMA = "sqlsynth"
+_DDL = f"""
+CREATE SCHEMA IF NOT EXISTS {SCHEMA};
+CREATE TABLE IF NOT EXISTS {SCHEMA}.cache (
+    key VARCHAR PRIMARY KEY,
+    endpoint VARCHAR, provider VARCHAR, model VARCHAR, base_url VARCHAR,
+    request JSON, parameters JSON, response_format VARCHAR,
+    response VARCHAR, prompt_tokens INTEGER, completion_tokens INTEGER,
+    created_at TIMESTAMP);
+CREATE TABLE IF NOT EXISTS {SCHEMA}.calls (
+    ts TIMESTAMP, endpoint VARCHAR, provider VARCHAR, model VARCHAR, key VARCHAR, node VARCHAR,
+    status VARCHAR, attempts INTEGER, prompt_tokens INTEGER, completion_tokens INTEGER,
+    latency_ms DOUBLE, error VARCHAR);
+"""
+_CACHE_COLUMNS = ("key", "endpoint", "provider", "model", "base_url", "request", "parameters",
+                  "response_format", "response", "prompt_tokens", "completion_tokens", "created_at")
+_CALL_COLUMNS = ("ts", "endpoint", "provider", "model", "key", "node", "status", "attempts",
+                 "prompt_tokens", "completion_tokens", "latency_ms", "error")
+
+
+def cache_key(identity: dict[str, Any], messages: Any, parameters: dict[str, Any],
+              response_schema: dict[str, Any] | None) -> str:
+    """sha256 over everything that changes the answer; temperature included, so only seed/sample_id
+    (or another parameter) makes a distinct sample."""
+    payload = json.dumps([identity, messages, parameters, response_schema], sort_keys=True,
+                         separators=(",", ":"), default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+@dataclass
+class CacheRow:
+    key: str
+    endpoint: str
+    identity: dict[str, Any]
+    messages: Any
+    parameters: dict[str, Any]
+    response_format: str | None
+    response: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass
+class CallRow:
+    endpoint: str
+    identity: dict[str, Any]
+    key: str
+    node: str | None
+    status: str
+    attempts: int
+    prompt_tokens: int
+    completion_tokens: int
+    latency_ms: float
+    error: str | None
+
+
+class Cache:
+    """Reads and writes the cache tables through one cursor; thread-safe (DuckDB threads share it)."""
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection):
+        self._connection = connection
+        self._cursor: duckdb.DuckDBPyConnection | None = None
+        self._lock = threading.Lock()
+        self.writable = True
+        self.warning: str | None = None
+
+    def _cur(self) -> duckdb.DuckDBPyConnection:
+        if self._cursor is None:
+            self._cursor = self._connection.cursor()
+            try:
+                self._cursor.execute(_DDL)
+            except duckdb.Error as exc:  # read-only database: answers still work, nothing persists
+                self.writable = False
+                self.warning = f"ai_query cache is not persisted: {str(exc).splitlines()[0]}"
+        return self._cursor
+
+    def lookup(self, keys: list[str]) -> dict[str, str]:
+        if not keys:
+            return {}
+        with self._lock:
+            cur = self._cur()
+            try:
+                rows = cur.execute(f"SELECT key, response FROM {SCHEMA}.cache WHERE key IN "
+                                   f"(SELECT unnest($1::VARCHAR[]))", [keys]).fetchall()
+            except duckdb.CatalogException:
+                return {}
+        return dict(rows)
+
+    def write(self, rows: list[CacheRow], calls: list[CallRow]) -> None:
+        """Insert (and so commit) completed rows; called every fraction of a second while a batch runs."""
+        if not (rows or calls) or not self.writable:
+            return
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        with self._lock:
+            cur = self._cur()
+            if not self.writable:
+                return
+            if rows:
+                values = [(r.key, r.endpoint, r.identity.get("provider"), r.identity.get("model"),
+                           r.identity.get("base_url"), json.dumps(r.messages), json.dumps(r.parameters),
+                           r.response_format, r.response, r.prompt_tokens, r.completion_tokens, now)
+                          for r in rows]
+                _insert(cur, "cache", _CACHE_COLUMNS, values, ignore=True)
+            if calls:
+                values = [(now, c.endpoint, c.identity.get("provider"), c.identity.get("model"), c.key,
+                           c.node, c.status, c.attempts, c.prompt_tokens, c.completion_tokens,
+                           round(c.latency_ms, 3), c.error) for c in calls]
+                _insert(cur, "calls", _CALL_COLUMNS, values, ignore=False)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._cursor is not None:
+                self._cursor.close()
+                self._cursor = None
+
+
+def _insert(cur: duckdb.DuckDBPyConnection, table: str, columns: tuple[str, ...],
+            values: list[tuple], ignore: bool) -> None:
+    import pyarrow as pa
+
+    batch = pa.table({name: [v[i] for v in values] for i, name in enumerate(columns)})
+    name = f"__sqlsynth_{table}_batch"
+    cur.register(name, batch)
+    try:
+        verb = "INSERT OR IGNORE" if ignore else "INSERT"
+        cur.execute(f"{verb} INTO {SCHEMA}.{table} ({', '.join(columns)}) "
+                    f"SELECT {', '.join(columns)} FROM {name}")
+    finally:
+        cur.unregister(name)
+
+
+# --------------------------------------------------------------------------- maintenance (CLI)
+
+def stats(connection: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Per endpoint: cached answers, tokens, calls logged and errors."""
+    if not _exists(connection):
+        return []
+    rows = connection.execute(f"""
+        WITH c AS (SELECT endpoint, model, count(*) AS cached, sum(prompt_tokens) AS tin,
+                          sum(completion_tokens) AS tout, max(created_at) AS last
+                   FROM {SCHEMA}.cache GROUP BY ALL),
+             l AS (SELECT endpoint, model, count(*) AS calls, count(*) FILTER (status <> 'ok') AS errors
+                   FROM {SCHEMA}.calls GROUP BY ALL)
+        SELECT coalesce(c.endpoint, l.endpoint), coalesce(c.model, l.model), coalesce(cached, 0),
+               coalesce(tin, 0), coalesce(tout, 0), coalesce(calls, 0), coalesce(errors, 0), last
+        FROM c FULL JOIN l ON c.endpoint = l.endpoint AND c.model = l.model ORDER BY 1, 2""").fetchall()
+    names = ("endpoint", "model", "cached", "prompt_tokens", "completion_tokens", "calls", "errors", "last")
+    return [dict(zip(names, row)) for row in rows]
+
+
+def clear(connection: duckdb.DuckDBPyConnection, endpoint: str | None = None) -> int:
+    """Delete cached answers (all, or one endpoint's); the number deleted."""
+    if not _exists(connection):
+        return 0
+    where, args = ("WHERE endpoint = $1", [endpoint]) if endpoint else ("", [])
+    count = connection.execute(f"SELECT count(*) FROM {SCHEMA}.cache {where}", args).fetchall()[0][0]
+    connection.execute(f"DELETE FROM {SCHEMA}.cache {where}", args)
+    return count
+
+
+def _exists(connection: duckdb.DuckDBPyConnection) -> bool:
+    return bool(connection.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1 AND table_name = 'cache'",
+        [SCHEMA]).fetchall()[0][0])

@@ -1,0 +1,227 @@
+"""provider: openai — any OpenAI-compatible chat-completions server (OpenAI, Databricks serving, vLLM,
+Ollama, llama.cpp).
+
+Transport: ``AsyncOpenAI`` with ``DefaultAioHttpClient`` on the shared background loop. Measured on
+2 cores against the local stub (2,000 requests, 200 ms, 64 in flight, bound 320 req/s): 290 req/s at
+1.1 ms CPU/request, raw aiohttp 303 req/s; DESIGN.md has httpx at 48 and the sync client at 121.
+
+The client's own retries are off: we retry here (exponential backoff with jitter, honouring
+Retry-After) so that 429/5xx/timeouts/connection errors *and* unusable 200 answers (non-JSON body,
+truncated body, empty choice list) all follow one policy and are counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from typing import Any
+
+from ..config import EndpointConfig
+from . import aio
+from .params import openai_arguments
+from .types import LLMRequest, LLMResult
+
+OPENAI_URL = "https://api.openai.com/v1"
+SCHEMA_MARKER = "matches this JSON schema:"  # the stub server looks for it (prompt-and-parse mode)
+
+
+class _Retryable(Exception):
+    """A failure worth another attempt; ``delay`` is the server's Retry-After when it sent one."""
+
+    def __init__(self, message: str, delay: float | None = None):
+        super().__init__(message)
+        self.delay = delay
+
+
+class _Fatal(Exception):
+    """A failure no retry fixes (401/403/404, a 400 that is not about response_format)."""
+
+
+class _FormatRejected(Exception):
+    """The server refused ``response_format``: switch this endpoint to prompt-and-parse."""
+
+
+class RateLimiter:
+    """requests_per_minute / tokens_per_minute as continuously refilled buckets (async, one loop)."""
+
+    def __init__(self, requests_per_minute: float | None, tokens_per_minute: float | None):
+        self.rpm, self.tpm = requests_per_minute, tokens_per_minute
+        self._next_request = 0.0
+        self._tokens = tokens_per_minute or 0.0
+        self._refilled = time.monotonic()
+
+    async def acquire(self, estimated_tokens: int) -> None:
+        if self.rpm:
+            now = time.monotonic()
+            start = max(now, self._next_request)
+            self._next_request = start + 60.0 / self.rpm
+            if start > now:
+                await asyncio.sleep(start - now)
+        if self.tpm:
+            need = min(float(estimated_tokens), self.tpm)
+            while True:
+                now = time.monotonic()
+                self._tokens = min(self.tpm, self._tokens + (now - self._refilled) * self.tpm / 60.0)
+                self._refilled = now
+                if self._tokens >= need:
+                    self._tokens -= need
+                    return
+                await asyncio.sleep((need - self._tokens) * 60.0 / self.tpm)
+
+
+def estimate_tokens(request: LLMRequest) -> int:
+    """~4 characters per token for the prompt, plus the answer budget."""
+    chars = sum(len(str(m.get("content", ""))) for m in request.messages)
+    budget = request.parameters.get("max_tokens") or request.parameters.get("max_new_tokens") or 256
+    return chars // 4 + int(budget)
+
+
+def schema_instruction(schema: dict[str, Any]) -> str:
+    return ("Respond with only a JSON object (no prose, no code fence) that "
+            f"{SCHEMA_MARKER}\n{json.dumps(schema)}")
+
+
+class OpenAIBackend:
+    """One endpoint: one client, one semaphore (max_concurrency), one rate limiter, per process."""
+
+    def __init__(self, endpoint: EndpointConfig, name: str, api_key: str):
+        self.endpoint, self.name = endpoint, name
+        self.base_url = (endpoint.base_url or OPENAI_URL).rstrip("/")
+        self._api_key = api_key
+        self.json_schema_supported = True
+        self.fatal: str | None = None  # set by 401/404...: later requests fail fast instead of hammering
+        self._client: Any = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
+        self._semaphore: asyncio.Semaphore | None = None
+        self._limiter = RateLimiter(endpoint.requests_per_minute, endpoint.tokens_per_minute)
+
+    def identity(self) -> dict[str, Any]:
+        return {"provider": "openai", "base_url": self.base_url, "model": self.endpoint.model}
+
+    # -- public API
+    def generate_many(self, requests: list[LLMRequest]) -> list[LLMResult]:
+        async def all_of() -> list[LLMResult]:
+            return list(await asyncio.gather(*(self.acomplete(r) for r in requests)))
+        return aio.submit(all_of()).result()
+
+    async def acomplete(self, request: LLMRequest) -> LLMResult:
+        """Answer one request, retrying transient failures; never raises (errors are in the result)."""
+        started, attempt, last_error = time.perf_counter(), 0, ""
+        while True:
+            attempt += 1
+            if self.fatal:
+                return self._failed(self.fatal, attempt - 1, started)
+            try:
+                result = await self._attempt(request)
+                result.attempts, result.latency_s = attempt, time.perf_counter() - started
+                return result
+            except _FormatRejected:
+                self.json_schema_supported = False
+                attempt -= 1  # not the request's fault; ask again in prompt-and-parse mode
+                continue
+            except _Fatal as exc:
+                self.fatal = self.fatal or str(exc)
+                return self._failed(str(exc), attempt, started)
+            except _Retryable as exc:
+                last_error = str(exc)
+                if attempt > self.endpoint.max_retries:
+                    return self._failed(f"{last_error} (after {attempt} attempts)", attempt, started)
+                await asyncio.sleep(self._delay(attempt, exc.delay))
+
+    # -- one HTTP request
+    async def _attempt(self, request: LLMRequest) -> LLMResult:
+        import openai
+
+        client = self._ensure_client()
+        kwargs, extra = openai_arguments(request.parameters)
+        messages = list(request.messages)
+        schema = request.response_schema
+        use_format = schema is not None and self.json_schema_supported
+        if use_format:
+            kwargs["response_format"] = {"type": "json_schema",
+                                         "json_schema": {"name": "response", "schema": schema}}
+        elif schema is not None:
+            messages = [{"role": "system", "content": schema_instruction(schema)}, *messages]
+        if extra:
+            kwargs["extra_body"] = extra
+        async with self._semaphore:  # type: ignore[union-attr]
+            await self._limiter.acquire(estimate_tokens(request))
+            try:
+                response = await client.chat.completions.create(
+                    model=self.endpoint.model, messages=messages, **kwargs)
+            except (openai.RateLimitError, openai.InternalServerError, openai.ConflictError) as exc:
+                raise _Retryable(self._describe(exc), _retry_after(exc)) from None
+            except openai.APITimeoutError:
+                raise _Retryable(f"no answer within timeout_s={self.endpoint.timeout_s}") from None
+            except openai.APIConnectionError as exc:
+                raise _Retryable(f"cannot reach {self.base_url}: {self._scrub(str(exc))}") from None
+            except openai.BadRequestError as exc:
+                if use_format:
+                    raise _FormatRejected() from None
+                raise _Fatal(self._describe(exc)) from None
+            except openai.APIStatusError as exc:
+                if exc.status_code >= 500:
+                    raise _Retryable(self._describe(exc), _retry_after(exc)) from None
+                raise _Fatal(self._describe(exc)) from None
+            except (ValueError, openai.APIResponseValidationError) as exc:  # non-JSON / truncated body
+                raise _Retryable(f"unreadable response body ({type(exc).__name__}: "
+                                 f"{self._scrub(str(exc))[:80]})") from None
+        return self._result(response)
+
+    def _result(self, response: Any) -> LLMResult:
+        if isinstance(response, str) or not getattr(response, "choices", None):
+            raise _Retryable("the server answered with an empty choice list")
+        text = response.choices[0].message.content
+        if text is None:
+            raise _Retryable("the server answered with an empty message")
+        usage = getattr(response, "usage", None)
+        return LLMResult(text=text, prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+                         completion_tokens=getattr(usage, "completion_tokens", 0) or 0)
+
+    # -- helpers
+    def _ensure_client(self) -> Any:
+        current = asyncio.get_running_loop()
+        if self._client is None or self._client_loop is not current:
+            from openai import AsyncOpenAI, DefaultAioHttpClient
+
+            self._client = AsyncOpenAI(base_url=self.base_url, api_key=self._api_key, max_retries=0,
+                                       timeout=self.endpoint.timeout_s, http_client=DefaultAioHttpClient())
+            self._client_loop = current
+            self._semaphore = asyncio.Semaphore(self.endpoint.max_concurrency)
+            aio.on_shutdown(self._client.close)
+        return self._client
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.endpoint.retry_max_s)
+        base = min(self.endpoint.retry_max_s, self.endpoint.retry_base_s * 2 ** (attempt - 1))
+        return base * (0.5 + random.random())  # full jitter keeps 64 retriers from moving in lockstep
+
+    def _describe(self, exc: Any) -> str:
+        status = getattr(exc, "status_code", None)
+        body = getattr(exc, "body", None)
+        message = body.get("message") if isinstance(body, dict) else None
+        text = f"HTTP {status} from {self.base_url}: {message or exc}"
+        hints = {401: " (check the API key variable)", 403: " (the key may not have access to this model)",
+                 404: f" (check base_url and model '{self.endpoint.model}')"}
+        return self._scrub(text + hints.get(status, ""))
+
+    def _scrub(self, text: str) -> str:
+        """Never let the key reach a message, a log row or the database."""
+        key = self._api_key
+        return text.replace(key, "***") if key and len(key) > 3 else text
+
+    def _failed(self, message: str, attempts: int, started: float) -> LLMResult:
+        return LLMResult(text=None, error=self._scrub(message), attempts=attempts,
+                         latency_s=time.perf_counter() - started)
+
+
+def _retry_after(exc: Any) -> float | None:
+    response = getattr(exc, "response", None)
+    value = response.headers.get("retry-after") if response is not None else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date: fall back to our own backoff

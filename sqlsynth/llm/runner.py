@@ -1,0 +1,317 @@
+"""One ai_query batch (up to 2,048 rows from DuckDB): cache lookup, in-flight de-duplication, concurrent
+calls, validation with bounded re-asks, cache commits as rows complete, usage and progress.
+
+A request identical to one already in flight anywhere in the process (another row, another DuckDB
+thread, another query) waits for that one instead of being sent again.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from ..config import EndpointConfig, ProjectConfig
+from . import aio, endpoints
+from .cache import Cache, CacheRow, CallRow, cache_key
+from .errors import BudgetError, LLMError
+from .params import CACHE_ONLY, merge, parse_parameters_json
+from .schema import ResponseFormat, parse_response_format
+from .types import LLMRequest, LLMResult
+from .usage import BatchProgress, Counters, calls_made, cost_of, record
+
+FLUSH_EVERY_S = 0.2
+_ROLES = {"system", "user", "assistant"}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    value: str | None          # validated JSON text (responseFormat) or the answer text
+    error: str | None = None
+
+
+@dataclass
+class _Job:
+    key: str
+    request: LLMRequest
+    messages: list[dict[str, str]]
+    parameters: dict[str, Any]
+    invalid_left: int
+    attempts: int = 0
+
+
+_inflight_lock = threading.Lock()
+_inflight: dict[str, cf.Future] = {}
+
+
+class Runner:
+    """Answers batches for one DuckDB connection (whose cache cursor it owns)."""
+
+    def __init__(self, cache: Cache, config: ProjectConfig | None,
+                 models: dict[str, type[BaseModel]] | None = None):
+        self.cache, self.config, self.models = cache, config, models or {}
+
+    # ----------------------------------------------------------------- entry point
+    def run(self, endpoint: str, requests: list[str | None], response_format: str | None,
+            parameters: list[str | None], node: str | None = None) -> list[Outcome]:
+        fmt = parse_response_format(response_format, self.models) if response_format else None
+        config = None if endpoint in endpoints._overrides else endpoints.resolve(endpoint, self.config)
+        backend = endpoints.get_backend(endpoint, self.config)
+        identity = endpoints.identity(endpoint, self.config)
+        defaults = config.parameters if config else {}
+
+        keys: list[str | None] = []
+        jobs: dict[str, _Job] = {}
+        for request, params in zip(requests, parameters):
+            if request is None:
+                keys.append(None)  # NULL request → NULL answer, no call (as Databricks does)
+                continue
+            messages = to_messages(request)
+            merged = merge(defaults, dict(parse_parameters_json(params)))
+            key = cache_key(identity, messages, merged, fmt.json_schema if fmt else None)
+            keys.append(key)
+            if key not in jobs:
+                sent = {k: v for k, v in merged.items() if k not in CACHE_ONLY}
+                jobs[key] = _Job(key, LLMRequest(tuple(messages), sent, fmt.json_schema if fmt else None),
+                                 messages, merged, invalid_left=config.invalid_retries if config else 2)
+
+        batch = _Batch(self, endpoint, config, backend, identity, fmt, node, len(requests))
+        batch.non_null = len(requests) - keys.count(None)
+        answers = batch.answer(jobs)
+        return [Outcome(None) if key is None else answers[key] for key in keys]
+
+
+class _Batch:
+    def __init__(self, runner: Runner, endpoint: str, config: EndpointConfig | None, backend: Any,
+                 identity: dict[str, Any], fmt: ResponseFormat | None, node: str | None, rows: int):
+        self.runner, self.endpoint, self.config, self.backend = runner, endpoint, config, backend
+        self.identity, self.fmt, self.node = identity, fmt, node
+        self.rows = self.non_null = rows
+        self.counters = Counters(rows=rows)
+        self.progress = BatchProgress(node, endpoint, rows)
+        self.pending_cache: list[CacheRow] = []
+        self.pending_calls: list[CallRow] = []
+        self.owned_finals: list[tuple[str, cf.Future, Outcome]] = []
+
+    def answer(self, jobs: dict[str, _Job]) -> dict[str, Outcome]:
+        answers: dict[str, Outcome] = {}
+        hits = self.runner.cache.lookup(list(jobs))
+        for key, value in hits.items():
+            answers[key] = Outcome(value)
+        self.counters.cached = len(hits)
+        misses = [job for key, job in jobs.items() if key not in hits]
+        self._check_budget(len(misses))
+        waiting: dict[cf.Future, str] = {}
+        calls: dict[cf.Future, _Job] = {}
+        mine = []
+        with _inflight_lock:
+            for job in misses:
+                other = _inflight.get(job.key)
+                if other is not None:
+                    waiting[other] = job.key
+                else:
+                    _inflight[job.key] = cf.Future()
+                    mine.append(job)
+        self.counters.shared = self.non_null - len(jobs) + len(waiting)
+        for job in mine:
+            calls[self._submit(job)] = job
+        self.progress.advance(self.rows - len(mine) - len(waiting), cached=len(hits))
+        try:
+            self._drain(calls, waiting, answers)
+        finally:
+            self._flush(force=True)
+            self._release_unfinished(mine, answers)
+            record(self.endpoint, self.node, self.counters)
+        return answers
+
+    # ----------------------------------------------------------------- calls
+    def _submit(self, job: _Job) -> cf.Future:
+        job.attempts += 1
+        if hasattr(self.backend, "acomplete"):
+            return aio.submit(self.backend.acomplete(job.request))
+        return _SyncBatcher.for_backend(self.backend, self.config).submit(job.request)
+
+    def _drain(self, calls: dict[cf.Future, _Job], waiting: dict[cf.Future, str],
+               answers: dict[str, Outcome]) -> None:
+        last_flush = time.monotonic()
+        while calls or waiting:
+            done, _ = cf.wait([*calls, *waiting], timeout=FLUSH_EVERY_S, return_when=cf.FIRST_COMPLETED)
+            finished = 0
+            for future in done:
+                if future in waiting:
+                    answers[waiting.pop(future)] = future.result()
+                    finished += 1
+                    continue
+                job = calls.pop(future)
+                outcome = self._settle(job, _result_of(future))
+                if outcome is None:  # invalid answer, asked again
+                    calls[self._submit(job)] = job
+                    continue
+                answers[job.key] = outcome
+                finished += 1
+            self.progress.advance(finished)
+            if time.monotonic() - last_flush >= FLUSH_EVERY_S:
+                self._flush()
+                last_flush = time.monotonic()
+
+    def _settle(self, job: _Job, result: LLMResult) -> Outcome | None:
+        """Validate one answer: an Outcome, or None when the request was changed and must be re-sent."""
+        self.counters.calls += 1
+        self.counters.retries += max(result.attempts - 1, 0)
+        self.counters.prompt_tokens += result.prompt_tokens
+        self.counters.completion_tokens += result.completion_tokens
+        self.counters.cost += cost_of(self.config, result.prompt_tokens, result.completion_tokens)
+        self.progress.tokens += result.prompt_tokens + result.completion_tokens
+        self.progress.calls += 1
+        status, value, error = "ok", result.text, result.error
+        if error is None and self.fmt is not None:
+            try:
+                value = self.fmt.validate(result.text or "")
+            except ValueError as exc:
+                status, error = "invalid", str(exc)
+                if job.invalid_left > 0:
+                    self._log(job, result, status, error)
+                    self._reask(job, result.text or "", error)
+                    return None
+        if error is not None:
+            status = status if status == "invalid" else "error"
+            self.counters.errors += 1
+            self.progress.errors += 1
+            value = None
+        self._log(job, result, status, error)
+        outcome = Outcome(value, error)
+        if error is None:
+            self.pending_cache.append(CacheRow(
+                job.key, self.endpoint, self.identity, job.messages, job.parameters,
+                self.fmt.source if self.fmt else None, value or "", result.prompt_tokens,
+                result.completion_tokens))
+        with _inflight_lock:
+            final = _inflight.get(job.key)
+        if final is not None:
+            self.owned_finals.append((job.key, final, outcome))
+        return outcome
+
+    def _reask(self, job: _Job, answer: str, error: str) -> None:
+        """Show the model its invalid answer and what is wrong; bounded by invalid_retries."""
+        job.invalid_left -= 1
+        self.counters.retries += 1
+        nudge = [{"role": "assistant", "content": answer},
+                 {"role": "user", "content": f"That answer is invalid: {error}. "
+                                             "Reply again with only the JSON object."}]
+        job.request = LLMRequest(tuple(job.request.messages) + tuple(nudge), job.request.parameters,
+                                 job.request.response_schema)
+
+    def _log(self, job: _Job, result: LLMResult, status: str, error: str | None) -> None:
+        self.pending_calls.append(CallRow(
+            self.endpoint, self.identity, job.key, self.node, status, result.attempts,
+            result.prompt_tokens, result.completion_tokens, result.latency_s * 1000.0, error))
+
+    # ----------------------------------------------------------------- commits
+    def _flush(self, force: bool = False) -> None:
+        rows, calls = self.pending_cache, self.pending_calls
+        self.pending_cache, self.pending_calls = [], []
+        self.runner.cache.write(rows, calls)
+        # Only now (answer durable) may waiters stop waiting and the in-flight entry go.
+        finals, self.owned_finals = self.owned_finals, []
+        with _inflight_lock:
+            for key, final, outcome in finals:
+                _inflight.pop(key, None)
+                final.set_result(outcome)
+
+    def _release_unfinished(self, mine: list[_Job], answers: dict[str, Outcome]) -> None:
+        """After an exception (budget, Ctrl-C) free our in-flight entries so waiters do not hang."""
+        with _inflight_lock:
+            for job in mine:
+                final = _inflight.pop(job.key, None)
+                if final is not None and not final.done():
+                    final.set_result(answers.get(job.key) or Outcome(None, "cancelled"))
+
+    def _check_budget(self, needed: int) -> None:
+        limit = self.config.max_calls if self.config else None
+        if limit is None or not needed:
+            return
+        made = calls_made(self.endpoint) + self.counters.calls
+        if made + needed > limit:
+            raise BudgetError(
+                f"endpoint '{self.endpoint}': {needed} uncached calls needed now, {made} already made "
+                f"in this run, max_calls is {limit}",
+                hint="run `sqlsynth plan` to see the numbers; raise max_calls in project.yml or select fewer models")
+
+
+def _result_of(future: cf.Future) -> LLMResult:
+    try:
+        return future.result()
+    except LLMError:
+        raise
+    except Exception as exc:  # a backend bug or a local-model failure: this row fails, not the process
+        return LLMResult(text=None, error=f"{type(exc).__name__}: {exc}")
+
+
+def to_messages(request_json: str) -> list[dict[str, str]]:
+    """ai_query's request as DuckDB's to_json wrote it: a string, or a list of {role, content} structs."""
+    try:
+        value = json.loads(request_json)
+    except ValueError:
+        value = request_json  # the macro path may pass plain text
+    if isinstance(value, str):
+        return [{"role": "user", "content": value}]
+    if isinstance(value, dict):
+        value = [value]
+    if isinstance(value, list) and value and all(isinstance(m, dict) for m in value):
+        out = []
+        for m in value:
+            role = str(m.get("role", "")).strip()
+            if role not in _ROLES or not isinstance(m.get("content"), str):
+                raise LLMError(f"ai_query request message {m!r} needs role in {sorted(_ROLES)} and "
+                               "a string content")
+            out.append({"role": role, "content": m["content"]})
+        return out
+    raise LLMError(f"ai_query request must be a string or a list of {{role, content}} structs, got {value!r}"[:200])
+
+
+class _SyncBatcher:
+    """For backends without ``acomplete`` (the local model): one worker thread gathers pending requests
+    from every query into chunks of ``batch_size`` and calls ``generate_many`` — rows commit per chunk."""
+
+    _instances: dict[int, _SyncBatcher] = {}
+    _lock = threading.Lock()
+
+    def __init__(self, backend: Any, chunk: int):
+        self.backend, self.chunk = backend, chunk
+        self.queue: queue.Queue[tuple[LLMRequest, cf.Future]] = queue.Queue()
+        threading.Thread(target=self._work, name="sqlsynth-local", daemon=True).start()
+
+    @classmethod
+    def for_backend(cls, backend: Any, config: EndpointConfig | None) -> _SyncBatcher:
+        with cls._lock:
+            batcher = cls._instances.get(id(backend))
+            if batcher is None:
+                chunk = (config.batch_size if config and config.batch_size else None) or 32
+                batcher = cls._instances[id(backend)] = cls(backend, chunk)
+            return batcher
+
+    def submit(self, request: LLMRequest) -> cf.Future:
+        future: cf.Future = cf.Future()
+        self.queue.put((request, future))
+        return future
+
+    def _work(self) -> None:
+        while True:
+            items = [self.queue.get()]
+            while len(items) < self.chunk:
+                try:
+                    items.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                results = self.backend.generate_many([r for r, _ in items])
+            except Exception as exc:  # noqa: BLE001 - reported per row
+                results = [LLMResult(text=None, error=f"{type(exc).__name__}: {exc}") for _ in items]
+            for (_, future), result in zip(items, results):
+                future.set_result(result)

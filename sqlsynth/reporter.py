@@ -1,0 +1,79 @@
+"""Progress lines per node, the end-of-run summary and failing-row samples (rich)."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+from rich.markup import escape
+from rich.table import Table
+
+from .console import console
+
+_STYLE = {"success": ("OK", "green"), "pass": ("PASS", "green"), "warn": ("WARN", "yellow"),
+          "fail": ("FAIL", "red"), "error": ("ERROR", "red"), "skipped": ("SKIP", "yellow")}
+
+
+def _kind(node) -> str:
+    if node.resource_type == "model":
+        return node.materialized
+    return node.resource_type
+
+
+class Reporter:
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+        self._lock = threading.Lock()
+
+    def node_start(self, node) -> None:
+        if self.quiet or node.resource_type != "model" or node.materialized == "ephemeral":
+            return
+        with self._lock:
+            console.print(f"  [dim]…     {_kind(node):<11} {escape(node.name)}[/dim]")
+
+    def node_done(self, index: int, total: int, node, result) -> None:
+        if self.quiet:
+            return
+        label, colour = _STYLE.get(result.status, (result.status.upper(), "white"))
+        timing = f"{result.execution_time:6.2f}s" if result.status != "skipped" else "       "
+        message = result.message if result.ok or result.status == "skipped" else ""
+        with self._lock:
+            console.print(f"  {index:>3}/{total:<3} [{colour}]{label:<5}[/{colour}] {_kind(node):<11} "
+                          f"{escape(node.name):<40} {timing}  [dim]{escape(message)}[/dim]")
+
+    def summary(self, results, elapsed: float) -> None:
+        counts = Counter(r.status for r in results)
+        parts = [f"{_STYLE[s][0]}={counts[s]}" for s in ("success", "pass", "warn", "fail", "error", "skipped")
+                 if counts.get(s)]
+        ok = all(r.ok for r in results)
+        colour = "green" if ok else "red"
+        console.print(f"\n[{colour}]Done[/{colour}] in {elapsed:.2f}s. {' '.join(parts)} TOTAL={len(results)}")
+        for result in results:
+            if result.status in ("error", "fail", "warn"):
+                self._detail(result)
+
+    def _detail(self, result) -> None:
+        label, colour = _STYLE[result.status]
+        console.print(f"\n[{colour}]{label}[/{colour}] {escape(result.name)}: {escape(result.message)}")
+        if result.sample_rows:
+            table = Table(title=f"first {len(result.sample_rows)} of {result.failures:,} failing rows",
+                          title_justify="left", show_edge=False)
+            for column in result.sample_columns:
+                table.add_column(escape(str(column)))
+            for row in result.sample_rows:
+                table.add_row(*(escape(_cell(v)) for v in row))
+            console.print(table)
+
+
+def _cell(value) -> str:
+    text = "NULL" if value is None else str(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def result_table(columns: list[str], rows: list[tuple], title: str | None = None) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(escape(str(column)))
+    for row in rows:
+        table.add_row(*(escape(_cell(v)) for v in row))
+    return table

@@ -1,0 +1,276 @@
+"""Compile and execute selected nodes in DAG order, in parallel where the DAG allows."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .compile import compile_sql, inject_ctes, runtime_error_line
+from .database import Database
+from .datatests import generic_test_sql, run_test
+from .errors import SqlsynthError
+from .graph import Graph
+from .materialize import MATERIALIZERS, BuildContext, incremental_target_exists
+from .project import Node, Project
+from .render import Relation
+from .seeds import load_seed
+
+
+@dataclass
+class NodeResult:
+    unique_id: str
+    name: str
+    resource_type: str
+    status: str  # success | error | skipped | pass | warn | fail
+    message: str = ""
+    execution_time: float = 0.0
+    rows_affected: int | None = None
+    failures: int | None = None
+    sample_columns: list[str] = field(default_factory=list)
+    sample_rows: list[tuple] = field(default_factory=list)
+    started_at: str | None = None
+    completed_at: str | None = None
+    materialized: str | None = None
+    relation: str | None = None
+    error_path: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("success", "pass", "warn")
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat()
+
+
+def ephemeral_name(node: Node) -> str:
+    return f"__sqlsynth_eph_{node.name}"
+
+
+class Compiler:
+    """Renders nodes with real relations and turns them into runnable DuckDB SQL (cached per node)."""
+
+    def __init__(self, project: Project, db: Database | None, full_refresh: bool = False):
+        self.project = project
+        self.db = db
+        self.full_refresh = full_refresh
+        self.compiled: dict[str, str] = {}
+        self._ephemeral_deps: dict[str, list[str]] = {}
+
+    def is_incremental(self, node: Node) -> bool:
+        if node.materialized != "incremental" or self.db is None:
+            return False
+        return incremental_target_exists(self.db, node, self.full_refresh)
+
+    def _state(self, node: Node, ephemerals: list[str]):
+        def resolve(name: str, _package: str | None) -> Any:
+            target = self.project.find(name)
+            if target.materialized == "ephemeral" and target.resource_type == "model":
+                ephemerals.append(target.unique_id)
+                return ephemeral_name(target)
+            return target.relation
+        state = self.project.render_state(node, resolve_ref=resolve, incremental=self.is_incremental(node))
+        state.config = dict(node.config)
+        return state
+
+    def render(self, node: Node) -> tuple[str, list[str]]:
+        ephemerals: list[str] = []
+        state = self._state(node, ephemerals)
+        if node.resource_type == "test" and node.test_metadata is not None:
+            sql = generic_test_sql(self.project, node, state)
+        else:
+            sql = self.project.renderer.render(node.original_file_path, node.raw_code, state)
+        return sql, list(dict.fromkeys(ephemerals))
+
+    def compile(self, node: Node) -> str:
+        if node.unique_id in self.compiled:
+            return self.compiled[node.unique_id]
+        rendered, ephemerals = self.render(node)
+        source = node.raw_code if node.test_metadata is None else rendered
+        sql = compile_sql(rendered, source=source, path=node.original_file_path,
+                          dialect=node.config.get("dialect", "duckdb"), node_name=node.name,
+                          functions=self.db.functions if self.db else None)
+        sql = inject_ctes(sql, self._cte_chain(ephemerals))
+        self.compiled[node.unique_id] = sql
+        node.compiled_code = sql
+        return sql
+
+    def _cte_chain(self, ephemerals: list[str]) -> list[tuple[str, str]]:
+        """Ephemeral ancestors in dependency order, each compiled without its own CTE prefix."""
+        ordered: list[str] = []
+
+        def visit(uid: str) -> None:
+            if uid in ordered:
+                return
+            node = self.project.nodes[uid]
+            rendered, nested = self.render(node)
+            for child in nested:
+                visit(child)
+            self._ephemeral_deps[uid] = nested
+            ordered.append(uid)
+
+        for uid in ephemerals:
+            visit(uid)
+        chain = []
+        for uid in ordered:
+            node = self.project.nodes[uid]
+            rendered, _ = self.render(node)
+            sql = compile_sql(rendered, source=node.raw_code, path=node.original_file_path,
+                              dialect=node.config.get("dialect", "duckdb"), node_name=node.name,
+                              functions=self.db.functions if self.db else None)
+            chain.append((ephemeral_name(node), sql))
+        return chain
+
+    def write(self, node: Node) -> Path:
+        path = self.project.target_dir / "compiled" / self.project.name / node.original_file_path
+        if node.test_metadata is not None:
+            path = path.parent / node.original_file_path.replace("/", "_") / f"{node.name}.sql"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.compiled[node.unique_id] + "\n", encoding="utf-8")
+        return path
+
+
+class Runner:
+    def __init__(self, project: Project, graph: Graph, db: Database, compiler: Compiler, *,
+                 threads: int, reporter: Any, build_mode: bool = False):
+        self.project, self.graph, self.db, self.compiler = project, graph, db, compiler
+        self.threads = max(1, threads)
+        self.reporter = reporter
+        self.build_mode = build_mode
+        self._lock = threading.Lock()
+
+    # -- one node ---------------------------------------------------------------------------------
+    def run_node(self, uid: str) -> NodeResult:
+        node = self.project.nodes[uid]
+        result = NodeResult(uid, node.name, node.resource_type, "success", started_at=_now(),
+                            materialized=node.materialized if node.resource_type == "model" else None,
+                            relation=str(node.relation) if node.resource_type in ("model", "seed") else None)
+        start = time.perf_counter()
+        try:
+            self._execute(node, result)
+        except SqlsynthError as exc:
+            result.status, result.message, result.error_path = "error", exc.format(), exc.location
+        except Exception as exc:  # DuckDB runtime errors and errors inside UDFs
+            result.status = "error"
+            result.message = self._runtime_message(node, exc)
+        result.execution_time = time.perf_counter() - start
+        result.completed_at = _now()
+        return result
+
+    def _execute(self, node: Node, result: NodeResult) -> None:
+        if node.resource_type == "seed":
+            outcome = load_seed(self.db, node)
+            result.rows_affected, result.message = outcome.rows_affected, outcome.message
+        elif node.resource_type == "model":
+            sql = self.compiler.compile(node)
+            if node.materialized != "ephemeral":
+                self.db.ensure_schema(node.schema)
+            self._hooks(node, "pre_hook")
+            outcome = MATERIALIZERS[node.materialized](
+                BuildContext(self.db, node, sql, full_refresh=self.compiler.full_refresh))
+            self._hooks(node, "post_hook")
+            result.rows_affected, result.message = outcome.rows_affected, outcome.message
+        elif node.resource_type == "test":
+            outcome = run_test(self.db.cursor(), node, self.compiler.compile(node))
+            result.status, result.failures = outcome.status, outcome.failures
+            result.sample_columns, result.sample_rows = outcome.columns, outcome.sample
+            result.message = f"{outcome.failures:,} failing rows" if outcome.failures else "passed"
+
+    def _hooks(self, node: Node, key: str) -> None:
+        hooks = node.config.get(key) or []
+        for hook in [hooks] if isinstance(hooks, str) else hooks:
+            self.db.cursor().execute(hook)
+
+    def _runtime_message(self, node: Node, exc: Exception) -> str:
+        text = str(exc).strip()
+        rendered = self.compiler.compiled.get(node.unique_id, "")
+        line = runtime_error_line(text, rendered, node.raw_code) if rendered and node.raw_code else None
+        location = f"{node.original_file_path}:{line}" if line else node.original_file_path
+        first = text.splitlines()[0] if text else type(exc).__name__
+        return f"{location}: {first}"
+
+    # -- the DAG ------------------------------------------------------------------------------------
+    def _effective_parents(self, selected: list[str]) -> dict[str, set[str]]:
+        chosen = set(selected)
+        parents = {uid: {p for p in self.graph.parents[uid] if p in chosen} for uid in selected}
+        if self.build_mode:
+            tests_of: dict[str, list[str]] = {}
+            for uid in selected:
+                node = self.project.nodes[uid]
+                if node.resource_type == "test" and node.attached_node in chosen:
+                    tests_of.setdefault(node.attached_node, []).append(uid)
+            for uid in selected:
+                if self.project.nodes[uid].resource_type == "test":
+                    continue
+                descendants = None
+                for parent in list(parents[uid]):
+                    for test in tests_of.get(parent, []):
+                        if descendants is None:
+                            descendants = self.graph.descendants(uid)
+                        if test not in descendants:
+                            parents[uid].add(test)
+        return parents
+
+    def execute(self, selected: list[str]) -> list[NodeResult]:
+        parents = self._effective_parents(selected)
+        children: dict[str, list[str]] = {uid: [] for uid in selected}
+        for uid, ps in parents.items():
+            for p in ps:
+                children[p].append(uid)
+        order = {uid: i for i, uid in enumerate(selected)}
+        waiting = {uid: len(ps) for uid, ps in parents.items()}
+        results: dict[str, NodeResult] = {}
+        ready = sorted((uid for uid, n in waiting.items() if n == 0), key=order.get)
+        total = len(selected)
+
+        def finish(result: NodeResult) -> None:
+            results[result.unique_id] = result
+            self.reporter.node_done(len(results), total, self.project.nodes[result.unique_id], result)
+            blocked = not result.ok and not (result.status == "warn")
+            for child in children[result.unique_id]:
+                if blocked:
+                    self._skip(child, result, children, results, total)
+                elif child not in results:
+                    waiting[child] -= 1
+                    if waiting[child] == 0:
+                        ready.append(child)
+            ready.sort(key=order.get)
+
+        with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="sqlsynth") as pool:
+            running: dict[Any, str] = {}
+            while ready or running:
+                while ready and len(running) < self.threads:
+                    uid = ready.pop(0)
+                    if uid in results:
+                        continue
+                    self.reporter.node_start(self.project.nodes[uid])
+                    running[pool.submit(self.run_node, uid)] = uid
+                if not running:
+                    continue
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    running.pop(future)
+                    finish(future.result())
+        return [results[uid] for uid in selected if uid in results]
+
+    def _skip(self, uid: str, cause: NodeResult, children: dict[str, list[str]],
+              results: dict[str, NodeResult], total: int) -> None:
+        if uid in results:
+            return
+        node = self.project.nodes[uid]
+        result = NodeResult(uid, node.name, node.resource_type, "skipped",
+                            message=f"skipped: upstream {cause.name} did not succeed")
+        results[uid] = result
+        self.reporter.node_done(len(results), total, node, result)
+        for child in children[uid]:
+            self._skip(child, cause, children, results, total)
+
+
+def relation_for(project: Project, name: str) -> Relation | None:
+    node = project.find(name)
+    return node.relation if node else None

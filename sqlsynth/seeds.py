@@ -1,0 +1,114 @@
+"""Seeds: CSV / JSONL / Parquet files loaded as tables, replaced atomically on every `seed`."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+from .errors import SeedError
+from .materialize import BuildResult, _in_transaction, quote, relation
+from .project import Node
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _csv_header(path: Path, rel: str, delimiter: str, quotechar: str) -> list[str]:
+    """Read the header and check every row has as many fields (DuckDB would guess instead)."""
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle, delimiter=delimiter, quotechar=quotechar)
+        try:
+            header = next(reader, None)
+            if not header:
+                raise SeedError("the CSV file is empty", path=rel, hint="add a header row with column names")
+            for row in reader:
+                if row and len(row) != len(header):
+                    raise SeedError(f"row has {len(row)} fields but the header has {len(header)}",
+                                    path=rel, line=reader.line_num,
+                                    hint="quote values that contain the delimiter, or fix the row")
+        except csv.Error as exc:
+            raise SeedError(f"malformed CSV: {exc}", path=rel, line=reader.line_num) from None
+        except UnicodeDecodeError as exc:
+            raise SeedError(f"not UTF-8 text: {exc.reason}", path=rel, hint="save the file as UTF-8") from None
+    duplicates = {c for c in header if header.count(c) > 1}
+    if duplicates:
+        raise SeedError(f"duplicate column names {sorted(duplicates)}", path=rel, line=1)
+    return header
+
+
+def _check_jsonl(path: Path, rel: str) -> None:
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise SeedError(f"invalid JSON: {exc.msg}", path=rel, line=number,
+                                hint="each line must be one JSON object") from None
+            if not isinstance(value, dict):
+                raise SeedError("each line must be a JSON object", path=rel, line=number)
+
+
+def seed_select(node: Node, project_dir: Path) -> str:
+    """The SELECT that reads a seed file, with column_types applied."""
+    path = project_dir / node.original_file_path
+    rel = node.original_file_path
+    types: dict[str, str] = dict(node.config.get("column_types") or {})
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        delimiter = node.config.get("delimiter", ",")
+        quotechar = node.config.get("quote", '"')
+        header = _csv_header(path, rel, delimiter, quotechar)
+        _check_type_columns(types, header, node)
+        options = [f"header = true", f"delim = {_literal(delimiter)}", f"quote = {_literal(quotechar)}",
+                   "strict_mode = true", "sample_size = -1"]
+        if types:
+            options.append("types = {" + ", ".join(f"{_literal(k)}: {_literal(v)}" for k, v in types.items()) + "}")
+        return f"select * from read_csv({_literal(str(path))}, {', '.join(options)})"
+    if suffix in (".jsonl", ".ndjson"):
+        _check_jsonl(path, rel)
+        reader = f"read_json({_literal(str(path))}, format = 'newline_delimited', sample_size = -1)"
+    else:
+        reader = f"read_parquet({_literal(str(path))})"
+    if not types:
+        return f"select * from {reader}"
+    replaces = ", ".join(f"cast({quote(k)} as {v}) as {quote(k)}" for k, v in types.items())
+    return f"select * replace ({replaces}) from {reader}"
+
+
+def _check_type_columns(types: dict[str, str], header: list[str], node: Node) -> None:
+    for column in types:
+        if column not in header:
+            from .errors import did_you_mean
+            raise SeedError(f"column_types names '{column}', which is not a column of this seed",
+                            path=node.yaml_path or node.original_file_path, line=node.yaml_line,
+                            hint=did_you_mean(column, header) or f"columns: {', '.join(header)}")
+
+
+def load_seed(db: Any, node: Node) -> BuildResult:
+    """Build the seed table under a temporary name, then swap it in one transaction."""
+    import duckdb
+
+    cur = db.cursor()
+    select_sql = seed_select(node, db.project.dir)
+    tmp = relation(node.schema, f"{node.alias}__sqlsynth_tmp")
+    existing = db.relation_type(node.schema, node.alias)
+
+    def swap() -> int:
+        cur.execute(f"create or replace table {tmp} as {select_sql}")
+        if existing:
+            cur.execute(f"drop {'view' if existing == 'view' else 'table'} {node.relation}")
+        cur.execute(f"alter table {tmp} rename to {quote(node.alias)}")
+        return cur.execute(f"select count(*) from {node.relation}").fetchall()[0][0]
+
+    try:
+        rows = _in_transaction(cur, swap)
+    except duckdb.Error as exc:
+        message = str(exc).split("\n")[0]
+        raise SeedError(f"cannot load seed: {message}", path=node.original_file_path,
+                        hint="check the values against column_types in the seed's YAML") from None
+    return BuildResult(rows, f"{rows:,} rows")

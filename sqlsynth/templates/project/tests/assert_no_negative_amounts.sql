@@ -1,0 +1,2 @@
+-- A singular test: it fails when it returns rows.
+select * from {{ ref('stg_orders') }} where amount < 0

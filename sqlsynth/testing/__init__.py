@@ -1,0 +1,1 @@
+"""Test helpers shipped with sqlsynth (a local OpenAI-compatible stub server)."""

@@ -1,0 +1,345 @@
+"""A real local HTTP server speaking the OpenAI chat-completions API, for tests and benchmarks.
+
+Deterministic answers (``reply: <last user message>``, or a JSON instance of the requested JSON
+schema), configurable latency and fault injection (429/500/malformed/truncated/empty choices/hang/
+fixed 400/401/404). Bound to 127.0.0.1 only. Runs in a background thread (tests) or as a separate
+process (benchmarks: ``python -m sqlsynth.testing.openai_server --latency 0.2``, which prints its URL).
+
+It is a minimal asyncio HTTP/1.1 server on purpose: it must stay cheap on a 2-core machine so a
+benchmark measures the client, not the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import random
+import subprocess
+import sys
+import threading
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SCHEMA_MARKER = "matches this JSON schema:"
+
+
+@dataclass
+class ServerConfig:
+    latency_s: float = 0.0
+    rate_429: float = 0.0
+    rate_500: float = 0.0
+    rate_malformed: float = 0.0        # 200 with a body that is not JSON
+    rate_truncated: float = 0.0        # 200 with a JSON body cut in half
+    rate_empty_choices: float = 0.0    # 200 with "choices": []
+    rate_hang: float = 0.0             # never answers (the client must time out)
+    rate_invalid_answer: float = 0.0   # 200, but the content does not match the schema
+    always_status: int | None = None   # answer every chat request with this status (400/401/404...)
+    retry_after_s: float | None = None  # Retry-After header sent with 429
+    reject_response_format: bool = False  # 400 for response_format json_schema (old servers)
+    api_key: str | None = None         # when set, other keys get 401
+    seed: int = 0
+
+
+@dataclass
+class ServerStats:
+    requests: int = 0
+    statuses: Counter = field(default_factory=Counter)
+    faults: Counter = field(default_factory=Counter)
+    prompts: Counter = field(default_factory=Counter)  # last user message → times answered 200 OK
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"requests": self.requests, "statuses": dict(self.statuses), "faults": dict(self.faults),
+                "prompts": dict(self.prompts)}
+
+
+# --------------------------------------------------------------------------- answers
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def instance_of(schema: dict[str, Any], seed: str, name: str = "value") -> Any:
+    """A deterministic value that validates against (the common subset of) a JSON schema."""
+    if "enum" in schema:
+        return schema["enum"][0]
+    if "const" in schema:
+        return schema["const"]
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            options = [s for s in schema[key] if s.get("type") != "null"] or schema[key]
+            return instance_of(options[0], seed, name)
+    kind = schema.get("type", "object")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object":
+        props = schema.get("properties", {})
+        return {k: instance_of(v, seed, k) for k, v in props.items()}
+    if kind == "array":
+        count = min(max(schema.get("minItems", 3), 1), schema.get("maxItems", 3))
+        return [instance_of(schema.get("items", {"type": "string"}), f"{seed}{i}", f"{name}{i}")
+                for i in range(count)]
+    if kind == "integer":
+        return int(seed[:4], 16) % 100 if seed[:4].isalnum() else 1
+    if kind == "number":
+        return 0.5
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    return f"{name} {seed}"
+
+
+def _schema_from_prompt(messages: list[dict[str, Any]]) -> dict[str, Any] | None:
+    for message in messages:
+        content = message.get("content") or ""
+        if isinstance(content, str) and SCHEMA_MARKER in content:
+            rest = content.split(SCHEMA_MARKER, 1)[1].lstrip()
+            try:
+                return json.JSONDecoder().raw_decode(rest)[0]
+            except ValueError:
+                return None
+    return None
+
+
+def answer_for(body: dict[str, Any], invalid: bool = False) -> str:
+    """The deterministic answer text for a chat request."""
+    messages = body.get("messages") or []
+    last = next((m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), "")
+    key = _digest(json.dumps([messages, body.get("seed"), body.get("temperature")], sort_keys=True))
+    fmt = body.get("response_format") or {}
+    schema = (fmt.get("json_schema") or {}).get("schema") if fmt.get("type") == "json_schema" else None
+    fenced = False
+    if schema is None and fmt.get("type") != "json_object":
+        schema = _schema_from_prompt(messages)
+        fenced = schema is not None
+    if schema is None:
+        if fmt.get("type") == "json_object":
+            return json.dumps({"reply": str(last)})
+        return f"reply: {last}"
+    if invalid:
+        return json.dumps({"unexpected": key})
+    text = json.dumps(instance_of(schema, key))
+    return f"Here you go:\n```json\n{text}\n```" if fenced else text
+
+
+def completion_body(body: dict[str, Any], text: str) -> dict[str, Any]:
+    prompt_words = sum(len(str(m.get("content", "")).split()) for m in body.get("messages") or [])
+    out_words = len(text.split())
+    return {
+        "id": "chatcmpl-" + _digest(text), "object": "chat.completion", "created": 0,
+        "model": body.get("model", "stub"),
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": text}}],
+        "usage": {"prompt_tokens": prompt_words, "completion_tokens": out_words,
+                  "total_tokens": prompt_words + out_words},
+    }
+
+
+def _error_body(status: int, message: str) -> dict[str, Any]:
+    return {"error": {"message": message, "type": "invalid_request_error", "code": status}}
+
+
+# --------------------------------------------------------------------------- server
+
+class OpenAIServer:
+    """``with OpenAIServer(ServerConfig(latency_s=0.05)) as server: server.url``"""
+
+    def __init__(self, config: ServerConfig | None = None, port: int = 0):
+        self.config = config or ServerConfig()
+        self.stats = ServerStats()
+        self._port = port
+        self._rng = random.Random(self.config.seed)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._port}/v1"
+
+    # -- lifecycle
+    def start(self) -> OpenAIServer:
+        self._thread = threading.Thread(target=self._run_thread, name="openai-stub", daemon=True)
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        if self._loop and self._server:
+            asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread:
+            self._thread.join(5)
+
+    async def _shutdown(self) -> None:
+        self._server.close()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def __enter__(self) -> OpenAIServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _run_thread(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._loop.run_until_complete(self._listen())
+        self._ready.set()
+        self._loop.run_forever()
+        self._loop.close()
+
+    async def _listen(self) -> None:
+        self._server = await asyncio.start_server(self._connection, "127.0.0.1", self._port, backlog=1024)
+        self._port = self._server.sockets[0].getsockname()[1]
+
+    async def serve_forever(self) -> None:
+        await self._listen()
+        print(self.url, flush=True)
+        async with self._server:
+            await self._server.serve_forever()
+
+    # -- HTTP
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                method, path, _ = lines[0].split(" ", 2)
+                headers = {k.strip().lower(): v.strip() for k, v in
+                           (line.split(":", 1) for line in lines[1:] if ":" in line)}
+                body = await reader.readexactly(int(headers.get("content-length", "0")))
+                status, payload, extra = await self._handle(method, path, headers, body)
+                if status == 0:  # hang: hold the connection until the client gives up
+                    await asyncio.sleep(3600)
+                    return
+                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+                head_out = [f"HTTP/1.1 {status} X", "Content-Type: application/json",
+                            f"Content-Length: {len(data)}", "Connection: keep-alive"]
+                head_out += [f"{k}: {v}" for k, v in extra.items()]
+                writer.write(("\r\n".join(head_out) + "\r\n\r\n").encode() + data)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError, ValueError):
+            pass
+        finally:
+            writer.close()
+
+    async def _handle(self, method: str, path: str, headers: dict[str, str], raw: bytes
+                      ) -> tuple[int, Any, dict[str, str]]:
+        if path.endswith("/_stats"):
+            return 200, self.stats.as_dict(), {}
+        if path.endswith("/models"):
+            return 200, {"object": "list", "data": [{"id": "stub", "object": "model"}]}, {}
+        if not path.endswith("/chat/completions") or method != "POST":
+            return 404, _error_body(404, f"no route {path}"), {}
+        self.stats.requests += 1
+        status, payload, extra = await self._chat(headers, raw)
+        self.stats.statuses[status] += 1
+        return status, payload, extra
+
+    def _fault(self) -> str | None:
+        c = self.config
+        roll = self._rng.random()
+        for name, rate in (("429", c.rate_429), ("500", c.rate_500), ("malformed", c.rate_malformed),
+                           ("truncated", c.rate_truncated), ("empty", c.rate_empty_choices),
+                           ("hang", c.rate_hang), ("invalid", c.rate_invalid_answer)):
+            if roll < rate:
+                self.stats.faults[name] += 1
+                return name
+            roll -= rate
+        return None
+
+    async def _chat(self, headers: dict[str, str], raw: bytes) -> tuple[int, Any, dict[str, str]]:
+        c = self.config
+        if c.api_key and headers.get("authorization") != f"Bearer {c.api_key}":
+            return 401, _error_body(401, "Incorrect API key provided"), {}
+        if c.always_status:
+            return c.always_status, _error_body(c.always_status, f"injected HTTP {c.always_status}"), {}
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return 400, _error_body(400, "body is not JSON"), {}
+        fmt = body.get("response_format") or {}
+        if c.reject_response_format and fmt.get("type") == "json_schema":
+            return 400, _error_body(400, "response_format json_schema is not supported"), {}
+        fault = self._fault()
+        if fault == "hang":
+            return 0, b"", {}
+        if c.latency_s:
+            await asyncio.sleep(c.latency_s)
+        if fault == "429":
+            return 429, _error_body(429, "rate limited"), (
+                {"Retry-After": str(c.retry_after_s)} if c.retry_after_s is not None else {})
+        if fault == "500":
+            return 500, _error_body(500, "injected server error"), {}
+        text = answer_for(body, invalid=fault == "invalid")
+        out = completion_body(body, text)
+        if fault == "malformed":
+            return 200, b"<html>upstream proxy error</html>", {}
+        if fault == "truncated":
+            return 200, json.dumps(out).encode()[:40], {}
+        if fault == "empty":
+            out["choices"] = []
+            return 200, out, {}
+        last = next((m.get("content", "") for m in reversed(body.get("messages") or [])
+                     if m.get("role") == "user"), "")
+        self.stats.prompts[str(last)] += 1
+        return 200, out, {}
+
+
+@contextmanager
+def serve_in_subprocess(config: ServerConfig):
+    """Run the server in its own process (its CPU is then not the client's GIL); yields the URL."""
+    args = [sys.executable, "-m", "sqlsynth.testing.openai_server"]
+    for key, value in asdict(config).items():
+        if value not in (None, False, 0, 0.0) or key == "seed":
+            args += [f"--{key.replace('_', '-')}"] + ([] if value is True else [str(value)])
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    try:
+        url = proc.stdout.readline().strip()
+        if not url:
+            raise RuntimeError("stub server did not start")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def fetch_stats(url: str) -> dict[str, Any]:
+    """Stats of a server started with serve_in_subprocess (GET /v1/_stats)."""
+    import urllib.request
+    with urllib.request.urlopen(url + "/_stats", timeout=10) as response:
+        return json.loads(response.read())
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0)
+    for key, value in asdict(ServerConfig()).items():
+        flag = f"--{key.replace('_', '-')}"
+        if isinstance(value, bool):
+            parser.add_argument(flag, action="store_true")
+        elif key in ("always_status", "seed"):
+            parser.add_argument(flag, type=int, default=value)
+        elif key == "api_key":
+            parser.add_argument(flag, default=None)
+        else:
+            parser.add_argument(flag, type=float, default=value)
+    ns = vars(parser.parse_args(argv))
+    port = ns.pop("port")
+    server = OpenAIServer(ServerConfig(**ns), port=port)
+    try:
+        asyncio.run(server.serve_forever())
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
