@@ -18,11 +18,11 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..config import EndpointConfig, ProjectConfig
-from . import aio, endpoints
+from . import aio, endpoints, plan
 from .cache import Cache, CacheRow, CallRow, cache_key
 from .errors import BudgetError, LLMError
 from .params import CACHE_ONLY, merge, parse_parameters_json
-from .schema import ResponseFormat, parse_response_format
+from .schema import ResponseFormat, example_value, parse_response_format
 from .types import LLMRequest, LLMResult
 from .usage import BatchProgress, Counters, calls_made, cost_of, record
 
@@ -62,29 +62,57 @@ class Runner:
             parameters: list[str | None], node: str | None = None) -> list[Outcome]:
         fmt = parse_response_format(response_format, self.models) if response_format else None
         config = None if endpoint in endpoints._overrides else endpoints.resolve(endpoint, self.config)
-        backend = endpoints.get_backend(endpoint, self.config)
         identity = endpoints.identity(endpoint, self.config)
-        defaults = config.parameters if config else {}
+        keys, jobs = self._jobs(requests, parameters, fmt, config, identity)
+        collector = plan.active()
+        if collector is not None:
+            return self._dry_run(collector, endpoint, node, keys, jobs, fmt, config)
+        backend = endpoints.get_backend(endpoint, self.config)
+        batch = _Batch(self, endpoint, config, backend, identity, fmt, node, len(requests))
+        batch.non_null = len(requests) - keys.count(None)
+        answers = batch.answer(jobs)
+        return [Outcome(None) if key is None else answers[key] for key in keys]
 
+    def _jobs(self, requests: list[str | None], parameters: list[str | None], fmt: ResponseFormat | None,
+              config: EndpointConfig | None, identity: dict[str, Any]
+              ) -> tuple[list[str | None], dict[str, _Job]]:
         keys: list[str | None] = []
         jobs: dict[str, _Job] = {}
+        defaults = config.parameters if config else {}
+        schema = fmt.json_schema if fmt else None
         for request, params in zip(requests, parameters):
             if request is None:
                 keys.append(None)  # NULL request → NULL answer, no call (as Databricks does)
                 continue
             messages = to_messages(request)
             merged = merge(defaults, dict(parse_parameters_json(params)))
-            key = cache_key(identity, messages, merged, fmt.json_schema if fmt else None)
+            key = cache_key(identity, messages, merged, schema)
             keys.append(key)
             if key not in jobs:
                 sent = {k: v for k, v in merged.items() if k not in CACHE_ONLY}
-                jobs[key] = _Job(key, LLMRequest(tuple(messages), sent, fmt.json_schema if fmt else None),
-                                 messages, merged, invalid_left=config.invalid_retries if config else 2)
+                jobs[key] = _Job(key, LLMRequest(tuple(messages), sent, schema), messages, merged,
+                                 invalid_left=config.invalid_retries if config else 2)
+        return keys, jobs
 
-        batch = _Batch(self, endpoint, config, backend, identity, fmt, node, len(requests))
-        batch.non_null = len(requests) - keys.count(None)
-        answers = batch.answer(jobs)
-        return [Outcome(None) if key is None else answers[key] for key in keys]
+    def _dry_run(self, collector: Any, endpoint: str, node: str | None, keys: list[str | None],
+                 jobs: dict[str, _Job], fmt: ResponseFormat | None, config: EndpointConfig | None
+                 ) -> list[Outcome]:
+        """`sqlsynth plan`: count and estimate; answer with format-shaped placeholders, call nothing."""
+        hits = self.cache.lookup(list(jobs))
+        cached = set(hits)
+        real = [k for k in keys if k is not None]
+        prompt = [sum(len(m["content"]) for m in jobs[k].messages) // 4 + 1 for k in real]
+        answer = [int(jobs[k].parameters.get("max_tokens") or jobs[k].parameters.get("max_new_tokens")
+                      or plan.DEFAULT_ANSWER_TOKENS) for k in real]
+        prices = (config.price_per_1k_input_tokens, config.price_per_1k_output_tokens) if config else (None, None)
+        collector.add(node or "(query)", endpoint, real, cached, prompt, answer, prices)
+        # Cached rows answer for real; the others with a distinct format-shaped placeholder, so models
+        # downstream (unnest, joins) see the right number of rows.
+        def value(key: str) -> str:
+            if key in hits:
+                return hits[key]
+            return json.dumps(example_value(fmt.json_schema, key[:8])) if fmt else f"(plan placeholder {key[:8]})"
+        return [Outcome(None if k is None else value(k)) for k in keys]
 
 
 class _Batch:

@@ -259,3 +259,36 @@ def duckdb_type(structure: Any) -> str:
     if isinstance(structure, list):
         return duckdb_type(structure[0]) + "[]"
     return structure
+
+
+def example_value(schema: dict[str, Any], seed: str = "x", name: str = "value",
+                  root: dict[str, Any] | None = None) -> Any:
+    """A deterministic value valid for (the common subset of) a JSON schema: plan placeholders, stub answers."""
+    root = root or schema
+    schema = _resolve(schema, root)
+    if "enum" in schema:
+        return schema["enum"][0]
+    if "const" in schema:
+        return schema["const"]
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            options = [s for s in schema[key] if _resolve(s, root).get("type") != "null"] or schema[key]
+            return example_value(options[0], seed, name, root)
+    kind = schema.get("type", "object")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object":
+        return {k: example_value(v, seed, k, root) for k, v in schema.get("properties", {}).items()}
+    if kind == "array":
+        count = max(min(3, schema.get("maxItems", 3)), schema.get("minItems", 0), 1)
+        return [example_value(schema.get("items", {"type": "string"}), f"{seed}{i}", f"{name}{i}", root)
+                for i in range(count)]
+    if kind == "integer":
+        return sum(map(ord, seed)) % 100
+    if kind == "number":
+        return 0.5
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    return f"{name} {seed}"

@@ -64,33 +64,9 @@ def _digest(text: str) -> str:
 
 def instance_of(schema: dict[str, Any], seed: str, name: str = "value") -> Any:
     """A deterministic value that validates against (the common subset of) a JSON schema."""
-    if "enum" in schema:
-        return schema["enum"][0]
-    if "const" in schema:
-        return schema["const"]
-    for key in ("anyOf", "oneOf"):
-        if key in schema:
-            options = [s for s in schema[key] if s.get("type") != "null"] or schema[key]
-            return instance_of(options[0], seed, name)
-    kind = schema.get("type", "object")
-    if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), "null")
-    if kind == "object":
-        props = schema.get("properties", {})
-        return {k: instance_of(v, seed, k) for k, v in props.items()}
-    if kind == "array":
-        count = min(max(schema.get("minItems", 3), 1), schema.get("maxItems", 3))
-        return [instance_of(schema.get("items", {"type": "string"}), f"{seed}{i}", f"{name}{i}")
-                for i in range(count)]
-    if kind == "integer":
-        return int(seed[:4], 16) % 100 if seed[:4].isalnum() else 1
-    if kind == "number":
-        return 0.5
-    if kind == "boolean":
-        return True
-    if kind == "null":
-        return None
-    return f"{name} {seed}"
+    from sqlsynth.llm.schema import example_value
+
+    return example_value(schema, seed, name)
 
 
 def _schema_from_prompt(messages: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -1,0 +1,150 @@
+"""CLI commands of the ai_query part: `sqlsynth cache stats|clear` and `sqlsynth plan`.
+
+cli.py adds everything in COMMANDS. Each command parses options, makes one library call and prints;
+this module imports nothing heavy at import time (`sqlsynth --help` stays fast).
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+import click
+
+
+def _project_dir(ctx: click.Context, value: Path | None) -> Path:
+    return value or ctx.find_root().params.get("project_dir") or Path(".")
+
+
+def _errors(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from ..console import console
+        from ..errors import SqlsynthError
+
+        try:
+            return fn(*args, **kwargs)
+        except SqlsynthError as exc:
+            console.print("[red]Error:[/red] ", end="")
+            console.print(exc.format(), markup=False, highlight=False)
+            sys.exit(exc.exit_code)
+    return wrapper
+
+
+_project_option = click.option("--project-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                               help="Project folder (default: current directory).")
+
+
+def _open(project_dir: Path, read_only: bool):
+    from ..database import connect
+    from ..project import load_project
+
+    project = load_project(project_dir, {})
+    path = project.database_path
+    if read_only and not path.exists():
+        return None
+    return connect(path, read_only=read_only)
+
+
+@click.group("cache")
+def cache_group() -> None:
+    """Inspect or clear the ai_query cache (tables sqlsynth.cache and sqlsynth.calls)."""
+
+
+@cache_group.command("stats")
+@_project_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+@_errors
+def cache_stats(ctx: click.Context, project_dir: Path | None, as_json: bool) -> None:
+    """Cached answers, tokens, calls and errors per endpoint."""
+    import json
+
+    from ..console import out
+    from . import cache
+
+    con = _open(_project_dir(ctx, project_dir), read_only=True)
+    rows = [] if con is None else cache.stats(con)
+    if con is not None:
+        con.close()
+    if as_json:
+        out.print(json.dumps(rows, default=str, indent=2), markup=False)
+        return
+    if not rows:
+        out.print("The ai_query cache is empty.")
+        return
+    from rich.table import Table
+
+    table = Table("endpoint", "model", "cached", "prompt tokens", "completion tokens", "calls", "errors", "last")
+    for r in rows:
+        table.add_row(*(str(r[k]) for k in ("endpoint", "model", "cached", "prompt_tokens",
+                                             "completion_tokens", "calls", "errors", "last")))
+    out.print(table)
+
+
+@cache_group.command("clear")
+@_project_option
+@click.option("--endpoint", default=None, help="Only this endpoint's answers (default: all).")
+@click.pass_context
+@_errors
+def cache_clear(ctx: click.Context, project_dir: Path | None, endpoint: str | None) -> None:
+    """Delete cached answers so the next run asks again (the call log is kept)."""
+    from ..console import console
+    from . import cache
+
+    con = _open(_project_dir(ctx, project_dir), read_only=False)
+    try:
+        count = cache.clear(con, endpoint)
+    finally:
+        con.close()
+    console.print(f"Deleted {count} cached answers" + (f" of endpoint '{endpoint}'." if endpoint else "."))
+
+
+@click.command("plan")
+@_project_option
+@click.option("--select", "-s", "select", multiple=True, help="Models to include (dbt syntax).")
+@click.option("--exclude", multiple=True, help="Models to leave out (dbt syntax).")
+@click.option("--vars", "vars_", default=None, help="Vars as JSON/YAML.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+@_errors
+def plan_command(ctx: click.Context, project_dir: Path | None, select: tuple[str, ...],
+                 exclude: tuple[str, ...], vars_: str | None, as_json: bool) -> None:
+    """Per model: rows that would call an LLM, how many are cached, estimated tokens and cost.
+
+    Calls nothing: ai_query runs in dry-run mode over the data that exists now.
+    """
+    import json
+
+    import yaml
+
+    from ..api import Options
+    from ..console import out
+    from .plan import plan_project
+
+    options = Options(project_dir=_project_dir(ctx, project_dir), select=[w for s in select for w in s.split()],
+                      exclude=[w for s in exclude for w in s.split()],
+                      vars=yaml.safe_load(vars_) if vars_ else {})
+    rows = plan_project(options)
+    if as_json:
+        out.print(json.dumps([r.as_dict() for r in rows], indent=2), markup=False)
+        return
+    if not rows:
+        out.print("No selected model calls ai_query.")
+        return
+    from rich.table import Table
+
+    table = Table("model", "endpoint", "rows", "unique", "cached", "to call", "prompt tok (est)",
+                  "answer tok (est)", "cost (est)")
+    for r in rows:
+        if r.note:
+            table.add_row(r.model, r.endpoint, "?", "?", "?", "?", "", "", r.note)
+            continue
+        cost = f"{r.cost:.4f}" if r.cost is not None else "-"
+        table.add_row(r.model, r.endpoint, str(r.rows), str(r.unique), str(r.cached), str(r.to_call),
+                      str(r.prompt_tokens), str(r.completion_tokens), cost)
+    out.print(table)
+
+
+COMMANDS = [cache_group, plan_command]
