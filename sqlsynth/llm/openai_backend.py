@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import socket
 import time
 from typing import Any
 
@@ -153,7 +154,10 @@ class OpenAIBackend:
                     model=self.endpoint.model, messages=messages, **kwargs)
             except (openai.RateLimitError, openai.InternalServerError, openai.ConflictError) as exc:
                 raise _Retryable(self._describe(exc), _retry_after(exc)) from None
-            except openai.APITimeoutError:
+            except openai.APITimeoutError as exc:
+                refused = _root_cause(exc)
+                if isinstance(refused, (ConnectionError, socket.gaierror)):  # aiohttp reports refusals as timeouts
+                    raise _Retryable(f"cannot reach {self.base_url}: {refused}") from None
                 raise _Retryable(f"no answer within timeout_s={self.endpoint.timeout_s}") from None
             except openai.APIConnectionError as exc:
                 raise _Retryable(f"cannot reach {self.base_url}: {self._scrub(str(exc))}") from None
@@ -195,7 +199,8 @@ class OpenAIBackend:
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
-            return min(max(retry_after, 0.0), self.endpoint.retry_max_s)
+            # The server knows best, within reason (an hour-long Retry-After would look like a hang).
+            return min(max(retry_after, 0.0), max(self.endpoint.retry_max_s, 60.0))
         base = min(self.endpoint.retry_max_s, self.endpoint.retry_base_s * 2 ** (attempt - 1))
         return base * (0.5 + random.random())  # full jitter keeps 64 retriers from moving in lockstep
 
@@ -216,6 +221,13 @@ class OpenAIBackend:
     def _failed(self, message: str, attempts: int, started: float) -> LLMResult:
         return LLMResult(text=None, error=self._scrub(message), attempts=attempts,
                          latency_s=time.perf_counter() - started)
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    seen = exc
+    while (seen.__cause__ or seen.__context__) is not None and seen is not (seen.__cause__ or seen.__context__):
+        seen = seen.__cause__ or seen.__context__  # type: ignore[assignment]
+    return seen
 
 
 def _retry_after(exc: Any) -> float | None:

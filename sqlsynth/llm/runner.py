@@ -294,7 +294,7 @@ def to_messages(request_json: str) -> list[dict[str, str]]:
     if isinstance(value, list) and value and all(isinstance(m, dict) for m in value):
         out = []
         for m in value:
-            role = str(m.get("role", "")).strip()
+            role = m.get("role")  # not stripped: " assistant" is a typo to report, not to fix
             if role not in _ROLES or not isinstance(m.get("content"), str):
                 raise LLMError(f"ai_query request message {m!r} needs role in {sorted(_ROLES)} and "
                                "a string content")
