@@ -312,7 +312,7 @@ def _check_keys(entry: Any, allowed: set[str], path: str, what: str) -> None:
 
 
 def _schema_files(project: Project) -> list[Path]:
-    folders = project.config.model_paths + project.config.seed_paths + project.config.test_paths
+    folders = project.config.model_paths + project.config.seed_paths
     return [p for d in folders for p in _walk(project.dir / d, (".yml", ".yaml"))]
 
 
