@@ -14,7 +14,6 @@ from .functions import UdfModule, UdfSpec, import_udf_file
 from .render import Relation, RenderState, Renderer
 from .yamlfile import LineDict, load_yaml
 
-SEED_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".parquet")
 MATERIALIZATIONS = ("view", "table", "incremental", "ephemeral", "external")
 # Config keys recognised without a leading '+' in project.yml folder configs (as dbt does).
 KNOWN_CONFIGS = {
@@ -248,8 +247,10 @@ def _add(project: Project, node: Node) -> None:
 
 
 def _discover_seeds(project: Project) -> None:
+    from .seeds import seed_suffixes  # seeds imports materialize, which imports this module
+
     for folder in project.config.seed_paths:
-        for path in _walk(project.dir / folder, SEED_SUFFIXES):
+        for path in _walk(project.dir / folder, seed_suffixes()):
             rel = _rel(path, project.dir)
             parts = list(Path(rel).relative_to(folder).parent.parts)
             config = folder_config(project.config.seeds, project.name, parts)
@@ -481,8 +482,8 @@ def _validated_config(node: Node, config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _extra_materializations() -> list[str]:
-    from .materialize import MATERIALIZERS
-    return list(MATERIALIZERS)
+    from .materialize import materializers
+    return list(materializers())
 
 
 _REF_ARG = re.compile(r"^\s*(ref|source)\s*\(.*\)\s*$", re.S)

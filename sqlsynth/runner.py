@@ -15,7 +15,7 @@ from .database import Database
 from .datatests import generic_test_sql, run_test
 from .errors import SqlsynthError
 from .graph import Graph
-from .materialize import MATERIALIZERS, BuildContext, incremental_target_exists
+from .materialize import BuildContext, materializers, incremental_target_exists
 from .project import Node, Project
 from .render import Relation
 from .seeds import load_seed
@@ -171,7 +171,7 @@ class Runner:
             if node.materialized != "ephemeral":
                 self.db.ensure_schema(node.schema)
             self._hooks(node, "pre_hook")
-            outcome = MATERIALIZERS[node.materialized](
+            outcome = materializers()[node.materialized](
                 BuildContext(self.db, node, sql, full_refresh=self.compiler.full_refresh))
             self._hooks(node, "post_hook")
             result.rows_affected, result.message = outcome.rows_affected, outcome.message

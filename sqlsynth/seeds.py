@@ -7,9 +7,30 @@ import json
 from pathlib import Path
 from typing import Any
 
+from collections.abc import Callable
+
 from .errors import SeedError
 from .materialize import BuildResult, _in_transaction, quote, relation
-from .project import Node
+
+BUILTIN_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".parquet")
+# Extra seed formats: suffix -> reader(path, display_path, config) returning a pyarrow
+# RecordBatchReader (streamed into DuckDB). Plugin modules register here when imported.
+SEED_READERS: dict[str, Callable[[Path, str, dict], Any]] = {}
+SEED_READER_MODULES: list[str] = ["sqlsynth.corpus.readers"]
+_readers_loaded = False
+
+
+def seed_suffixes() -> tuple[str, ...]:
+    global _readers_loaded
+    if not _readers_loaded:
+        _readers_loaded = True
+        import importlib
+        import importlib.util
+
+        for name in SEED_READER_MODULES:
+            if importlib.util.find_spec(name.rsplit(".", 1)[0]) and importlib.util.find_spec(name):
+                importlib.import_module(name)
+    return BUILTIN_SUFFIXES + tuple(SEED_READERS)
 
 
 def _literal(text: str) -> str:
@@ -53,7 +74,7 @@ def _check_jsonl(path: Path, rel: str) -> None:
                 raise SeedError("each line must be a JSON object", path=rel, line=number)
 
 
-def seed_select(node: Node, project_dir: Path) -> str:
+def seed_select(node, project_dir: Path) -> str:
     """The SELECT that reads a seed file, with column_types applied."""
     path = project_dir / node.original_file_path
     rel = node.original_file_path
@@ -80,7 +101,7 @@ def seed_select(node: Node, project_dir: Path) -> str:
     return f"select * replace ({replaces}) from {reader}"
 
 
-def _check_type_columns(types: dict[str, str], header: list[str], node: Node) -> None:
+def _check_type_columns(types: dict[str, str], header: list[str], node) -> None:
     for column in types:
         if column not in header:
             from .errors import did_you_mean
@@ -89,12 +110,20 @@ def _check_type_columns(types: dict[str, str], header: list[str], node: Node) ->
                             hint=did_you_mean(column, header) or f"columns: {', '.join(header)}")
 
 
-def load_seed(db: Any, node: Node) -> BuildResult:
+def load_seed(db: Any, node) -> BuildResult:
     """Build the seed table under a temporary name, then swap it in one transaction."""
     import duckdb
 
     cur = db.cursor()
-    select_sql = seed_select(node, db.project.dir)
+    suffix = Path(node.original_file_path).suffix.lower()
+    if suffix in SEED_READERS:
+        reader = SEED_READERS[suffix](db.project.dir / node.original_file_path, node.original_file_path,
+                                      node.config)
+        view = f"__sqlsynth_seed_{node.alias}"
+        cur.register(view, reader)
+        select_sql = f"select * from {quote(view)}"
+    else:
+        select_sql = seed_select(node, db.project.dir)
     tmp = relation(node.schema, f"{node.alias}__sqlsynth_tmp")
     existing = db.relation_type(node.schema, node.alias)
 
