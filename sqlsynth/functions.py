@@ -177,7 +177,7 @@ class FunctionContext:
 # Providers of built-in SQL functions; each is called with every connection the engine opens.
 BUILTIN_PROVIDERS: list[Callable[[Any, FunctionContext], None]] = []
 # Modules imported (lazily, on first registration) so that they can append to BUILTIN_PROVIDERS.
-BUILTIN_MODULES: list[str] = ["sqlsynth.llm.udf"]
+BUILTIN_MODULES: list[str] = ["sqlsynth.llm.udf", "sqlsynth.corpus.functions"]
 _loaded_builtins = False
 
 
@@ -187,7 +187,8 @@ def _load_builtin_modules() -> None:
         return
     _loaded_builtins = True
     for name in BUILTIN_MODULES:
-        if importlib.util.find_spec(name) is not None:
+        package = name.rsplit(".", 1)[0]
+        if importlib.util.find_spec(package) is not None and importlib.util.find_spec(name) is not None:
             importlib.import_module(name)
 
 
