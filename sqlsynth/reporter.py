@@ -65,15 +65,16 @@ class Reporter:
             console.print(table)
 
 
-def _cell(value) -> str:
+def _cell(value, width: int = 80) -> str:
     text = "NULL" if value is None else str(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def result_table(columns: list[str], rows: list[tuple], title: str | None = None) -> Table:
+    """`sqlsynth show`: long values (LLM answers) are wrapped, not cut, up to 2,000 characters."""
     table = Table(title=title, title_justify="left")
     for column in columns:
-        table.add_column(escape(str(column)))
+        table.add_column(escape(str(column)), overflow="fold")
     for row in rows:
-        table.add_row(*(escape(_cell(v)) for v in row))
+        table.add_row(*(escape(_cell(v, 2000)) for v in row))
     return table
