@@ -178,7 +178,7 @@ def show(ctx, target, project_dir, vars_, limit, output):
     options = _options(ctx, project_dir, (), (), vars_, None)
     columns, rows = show_(options, target, limit)
     if output == "json":
-        out.print_json(json.dumps([dict(zip(columns, row)) for row in rows], default=str))
+        out.print_json(json.dumps([dict(zip(columns, row, strict=True)) for row in rows], default=str))
     elif output == "csv":
         import csv
         writer = csv.writer(sys.stdout)

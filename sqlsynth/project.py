@@ -11,7 +11,7 @@ from typing import Any
 from .config import ProjectConfig, load_project_config
 from .errors import ConfigError, ProjectError, did_you_mean
 from .functions import UdfModule, UdfSpec, import_udf_file
-from .render import Relation, RenderState, Renderer
+from .render import Relation, Renderer, RenderState
 from .yamlfile import LineDict, load_yaml
 
 MATERIALIZATIONS = ("view", "table", "incremental", "ephemeral", "external")
@@ -347,7 +347,7 @@ def _patch_node(project: Project, entry: Any, path: str, resource_type: str) -> 
         known = [n.name for n in project.by_type(resource_type)]
         raise ConfigError(f"{resource_type} '{entry['name']}' is described here but no such file exists",
                           path=path, line=entry.line,
-                          hint=did_you_mean(entry["name"], known) or f"create it or remove the entry")
+                          hint=did_you_mean(entry["name"], known) or "create it or remove the entry")
     node.description = entry.get("description") or ""
     node.columns = _columns(entry, path)
     node.yaml_path, node.yaml_line = path, entry.line

@@ -15,7 +15,7 @@ from .database import Database
 from .datatests import generic_test_sql, run_test
 from .errors import SqlsynthError
 from .graph import Graph
-from .materialize import BuildContext, materializers, incremental_target_exists
+from .materialize import BuildContext, incremental_target_exists, materializers
 from .project import Node, Project
 from .render import Relation
 from .seeds import load_seed

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-from collections.abc import Callable
 
 from .errors import SeedError
 from .materialize import BuildResult, _in_transaction, quote, relation
@@ -85,7 +84,7 @@ def seed_select(node, project_dir: Path) -> str:
         quotechar = node.config.get("quote", '"')
         header = _csv_header(path, rel, delimiter, quotechar)
         _check_type_columns(types, header, node)
-        options = [f"header = true", f"delim = {_literal(delimiter)}", f"quote = {_literal(quotechar)}",
+        options = ["header = true", f"delim = {_literal(delimiter)}", f"quote = {_literal(quotechar)}",
                    "strict_mode = true", "sample_size = -1"]
         if types:
             options.append("types = {" + ", ".join(f"{_literal(k)}: {_literal(v)}" for k, v in types.items()) + "}")

@@ -87,6 +87,7 @@ def test_where_and_error_if(make_project):
 
 def test_unknown_test_name_is_a_config_error(make_project):
     import pytest
+
     from sqlsynth.errors import ConfigError
     root = _project(make_project, """
         version: 2

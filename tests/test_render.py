@@ -1,8 +1,8 @@
 """Jinja context (ref/source/var/env_var/config/this/is_incremental/macros) and compile checks."""
 
 import pytest
-
 from helpers import build, query
+
 from sqlsynth.api import Options, compile_nodes
 from sqlsynth.errors import CompileError, ProjectError, RenderError
 

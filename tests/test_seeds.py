@@ -1,8 +1,8 @@
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from helpers import build, query
+
 from sqlsynth.errors import SeedError
 
 
@@ -58,8 +58,10 @@ def test_value_not_matching_type(make_project):
 
 
 def test_empty_csv_is_an_error():
+    import pathlib
+    import tempfile
+
     from sqlsynth.seeds import _csv_header
-    import tempfile, pathlib
     with tempfile.TemporaryDirectory() as d:
         p = pathlib.Path(d) / "e.csv"
         p.write_text("")

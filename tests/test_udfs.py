@@ -1,7 +1,7 @@
 import pytest
+from helpers import build, query
 from pydantic import BaseModel
 
-from helpers import build, query
 from sqlsynth.errors import UdfError
 from sqlsynth.functions import sql_type
 
