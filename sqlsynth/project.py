@@ -135,7 +135,10 @@ class Project:
                 "declare it under sources: in a .yml file in models/")
             raise ProjectError(f"unknown source '{source_name}.{table_name}'", hint=hint)
         if node.external_location:
-            return _external_reader(node.external_location.format(name=node.name, identifier=node.alias))
+            location = node.external_location.format(name=node.name, identifier=node.alias)
+            if "://" not in location and not Path(location).is_absolute():
+                location = str(self.dir / location)  # relative to the project, not the working dir
+            return _external_reader(location)
         return node.relation
 
 

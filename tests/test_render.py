@@ -119,3 +119,36 @@ def test_compile_writes_target(make_project):
     out = compile_nodes(Options(project_dir=root))
     assert [n.name for n, _, _ in out] == ["a", "b"]
     assert (root / "target/compiled/proj/models/b.sql").read_text().strip() == 'select * from "main"."a"'
+
+
+def test_sources_with_tests_and_external_location(make_project):
+    root = make_project({
+        "data/events.csv": "id,kind\n1,a\n2,b\n2,c\n",
+        "models/sources.yml": """
+            version: 2
+            sources:
+              - name: raw
+                tables:
+                  - name: events
+                    meta: {external_location: "data/events.csv"}
+                    columns:
+                      - name: id
+                        data_tests: [unique]
+        """,
+        "models/m.sql": "{{ config(materialized='table') }}\nselect count(*) as n from {{ source('raw', 'events') }}",
+    })
+    report = build(root)  # the relative location resolves against the project, from any working dir
+    by_name = {r.name: r for r in report.results}
+    assert by_name["m"].status == "success"
+    assert by_name["unique_raw_events_id"].status == "fail"
+    assert query(root, "select n from m") == [(3,)]
+
+
+def test_unknown_source(make_project):
+    root = make_project({
+        "models/sources.yml": "version: 2\nsources:\n  - name: raw\n    tables:\n      - name: events\n",
+        "models/m.sql": "select * from {{ source('raw', 'event') }}",
+    })
+    with pytest.raises(ProjectError) as info:
+        build(root)
+    assert "raw.events" in info.value.hint
