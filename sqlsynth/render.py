@@ -111,7 +111,8 @@ class Renderer:
     # -- templates -------------------------------------------------------------------------
     def _load(self, name: str):
         source = self._sources[name]
-        return source, name, lambda: True
+        # Re-compiled only when the text under this name changes (e.g. test arguments of one file).
+        return source, name, lambda: self._sources.get(name) == source
 
     def _template(self, path: str, text: str) -> jinja2.Template:
         self._sources[path] = preprocess(text)

@@ -100,3 +100,32 @@ def test_unknown_test_name_is_a_config_error(make_project):
     with pytest.raises(ConfigError) as info:
         build(root)
     assert info.value.line == 6 and "did you mean 'unique'" in info.value.hint
+
+
+def test_two_relationship_tests_in_one_file_use_their_own_targets(make_project):
+    root = make_project({
+        "seeds/parents_a.csv": "id\n1\n2\n",
+        "seeds/parents_b.csv": "id\n1\n",
+        "seeds/child.csv": "a_id,b_id\n1,1\n2,1\n",
+        "models/schema.yml": "",
+        "seeds/schema.yml": """
+            version: 2
+            seeds:
+              - name: child
+                columns:
+                  - name: a_id
+                    data_tests:
+                      - relationships: {to: "ref('parents_a')", field: id}
+                  - name: b_id
+                    data_tests:
+                      - relationships: {to: "ref('parents_b')", field: id}
+        """,
+    })
+    report = build(root)
+    assert report.success, [(r.name, r.message) for r in report.results]
+    tests = [r for r in report.results if r.resource_type == "test"]
+    assert len(tests) == 2
+    from sqlsynth.api import Options, load
+    project, _ = load(Options(project_dir=root))
+    deps = sorted(tuple(sorted(n.depends_on)) for n in project.by_type("test"))
+    assert deps == [("seed.proj.child", "seed.proj.parents_a"), ("seed.proj.child", "seed.proj.parents_b")]
