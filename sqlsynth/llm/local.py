@@ -141,7 +141,7 @@ class LoadedModel:
     context_window: int
     kv_bytes_per_token: int
     stop_ids: list[int]
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: threading.RLock = field(default_factory=threading.RLock)  # grammar() is called under it
     _grammar: Any = None  # _GrammarTools, built on first structured request
 
     def grammar(self) -> _GrammarTools:
@@ -735,7 +735,7 @@ class _GrammarTools:
     def compile(self, schema: dict[str, Any], max_new_tokens: int):
         import xgrammar as xgr
 
-        text = json.dumps(bounded_schema(schema, max_new_tokens), sort_keys=True)
+        text = json.dumps(bounded_schema(schema, max_new_tokens))  # key order = generation order
         if text not in self._compiled:
             try:
                 self._compiled[text] = self.compiler.compile_json_schema(text, any_whitespace=False)
