@@ -179,3 +179,19 @@ def clean(project_dir: Path, include_database: bool = False) -> list[Path]:
             folder.rmdir()
     return removed
 
+
+
+def report(options: Options, metrics: str, examples: str | None, training_summary: Path | None,
+           out_dir: Path | None) -> Path:
+    """Write target/report/index.html from the metrics/examples relations and a training summary."""
+    from .report import build_report
+
+    project, _graph = load(options)
+    if training_summary is None:
+        student = project.vars.get("student_model_dir", "target/student")
+        training_summary = project.dir / student / "training_summary.json"
+    elif not training_summary.is_absolute():
+        training_summary = project.dir / training_summary
+    with Database(project, read_only=True) as db:
+        return build_report(project, db, metrics, examples, training_summary,
+                            out_dir or project.target_dir / "report")

@@ -240,6 +240,27 @@ def init(name, force):
     console.print(f"Created {path}. Next: cd {name} && sqlsynth build")
 
 
+@main.command()
+@click.option("--project-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
+@click.option("--vars", "vars_", default=None, help="Vars as JSON/YAML.")
+@click.option("--metrics", default="eval_metrics", show_default=True, help="Relation with one row per contestant.")
+@click.option("--examples", default="eval_examples", show_default=True,
+              help="Relation of (question, contestant, answer) rows shown side by side.")
+@click.option("--training-summary", type=click.Path(path_type=Path), default=None,
+              help="training_summary.json (default: <var student_model_dir>/training_summary.json).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder (default: target/report).")
+@click.pass_context
+@_handle_errors
+def report(ctx, project_dir, vars_, metrics, examples, training_summary, out):
+    """Write an HTML report (metrics, charts, loss curve, example answers) to target/report/."""
+    from .api import report as report_
+    from .console import console
+
+    path = report_(_options(ctx, project_dir, (), (), vars_, None), metrics, examples, training_summary, out)
+    console.print(f"Wrote {path}")
+
+
 def _add_optional_commands() -> None:
     """Commands from optional parts (ai_query's cache/plan) register themselves here when present."""
     import importlib.util

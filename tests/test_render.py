@@ -1,10 +1,11 @@
 """Jinja context (ref/source/var/env_var/config/this/is_incremental/macros) and compile checks."""
 
 import pytest
-from helpers import build, query
 
 from sqlsynth.api import Options, compile_nodes
 from sqlsynth.errors import CompileError, ProjectError, RenderError
+
+from helpers import build, query
 
 
 def test_context_functions(make_project, monkeypatch):

@@ -1,9 +1,10 @@
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from helpers import build, query
 
 from sqlsynth.errors import SeedError
+
+from helpers import build, query
 
 
 def test_csv_with_column_types_jsonl_and_parquet(make_project):

@@ -1,9 +1,10 @@
 import pytest
-from helpers import build, query
 from pydantic import BaseModel
 
 from sqlsynth.errors import UdfError
 from sqlsynth.functions import sql_type
+
+from helpers import build, query
 
 UDFS = '''
 from typing import Optional
