@@ -462,9 +462,14 @@ def _parse_sql_nodes(project: Project) -> None:
             node.refs, node.sources = _dedup(state.refs), _dedup(state.sources)
         elif node.resource_type == "test":
             node.refs, node.sources = _test_argument_refs(project, node)
-    for node in list(project.nodes.values()):
-        if node.config.get("enabled") is False:
-            del project.nodes[node.unique_id]
+    disabled = {uid for uid, node in project.nodes.items() if node.config.get("enabled") is False}
+    disabled_names = {project.nodes[uid].name for uid in disabled}
+    for uid, node in project.nodes.items():
+        # a test of a disabled model is disabled with it, as in dbt
+        if node.resource_type == "test" and (node.attached_node in disabled or set(node.refs) & disabled_names):
+            disabled.add(uid)
+    for uid in disabled:
+        del project.nodes[uid]
     for node in project.nodes.values():
         node.depends_on = _dependencies(project, node)
 

@@ -153,3 +153,16 @@ def test_unknown_source(make_project):
     with pytest.raises(ProjectError) as info:
         build(root)
     assert "raw.events" in info.value.hint
+
+
+def test_enabled_from_a_var_disables_model_and_its_tests(make_project):
+    root = make_project({
+        "models/base.sql": "select 1 as id",
+        "models/optional.sql": "{{ config(enabled=var('with_optional', false)) }}\nselect * from {{ ref('base') }}",
+        "models/schema.yml": "version: 2\nmodels:\n  - name: optional\n    columns:\n      - name: id\n        data_tests: [unique]\n",
+        "tests/optional_check.sql": "select * from {{ ref('optional') }} where id is null",
+    })
+    report = build(root)
+    assert [r.name for r in report.results] == ["base"]
+    report = build(root, vars={"with_optional": True})
+    assert sorted(r.name for r in report.results) == ["base", "optional", "optional_check", "unique_optional_id"]
