@@ -178,18 +178,6 @@ class FunctionContext:
 BUILTIN_PROVIDERS: list[Callable[[Any, FunctionContext], None]] = []
 # Modules imported (lazily, on first registration) so that they can append to BUILTIN_PROVIDERS.
 BUILTIN_MODULES: list[str] = ["sqlsynth.llm.udf", "sqlsynth.corpus.functions"]
-_loaded_builtins = False
-
-
-def _load_builtin_modules() -> None:
-    global _loaded_builtins
-    if _loaded_builtins:
-        return
-    _loaded_builtins = True
-    for name in BUILTIN_MODULES:
-        package = name.rsplit(".", 1)[0]
-        if importlib.util.find_spec(package) is not None and importlib.util.find_spec(name) is not None:
-            importlib.import_module(name)
 
 
 def register_all(con, udfs: list[UdfSpec], context: FunctionContext) -> None:
@@ -206,6 +194,8 @@ def register_all(con, udfs: list[UdfSpec], context: FunctionContext) -> None:
         except (duckdb.Error, ValueError, TypeError) as exc:
             line = spec.function.__code__.co_firstlineno
             raise UdfError(f"cannot register {spec.name}: {exc}", path=spec.path, line=line) from None
-    _load_builtin_modules()
+    from .plugins import load_plugins
+
+    load_plugins(BUILTIN_MODULES)
     for provider in BUILTIN_PROVIDERS:
         provider(con, context)

@@ -252,18 +252,11 @@ MATERIALIZERS: dict[str, Callable[[BuildContext], BuildResult]] = {
 }
 # Modules that add materializations to MATERIALIZERS when imported (e.g. the vector index).
 PLUGIN_MODULES: list[str] = ["sqlsynth.corpus.vector_index"]
-_plugins_loaded = False
 
 
 def materializers() -> dict[str, Callable[[BuildContext], BuildResult]]:
     """Built-in materializations plus those registered by plugin modules (imported once, lazily)."""
-    global _plugins_loaded
-    if not _plugins_loaded:
-        _plugins_loaded = True
-        import importlib
-        import importlib.util
+    from .plugins import load_plugins
 
-        for name in PLUGIN_MODULES:
-            if importlib.util.find_spec(name.rsplit(".", 1)[0]) and importlib.util.find_spec(name):
-                importlib.import_module(name)
+    load_plugins(PLUGIN_MODULES)
     return MATERIALIZERS

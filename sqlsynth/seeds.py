@@ -16,19 +16,12 @@ BUILTIN_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".parquet")
 # RecordBatchReader (streamed into DuckDB). Plugin modules register here when imported.
 SEED_READERS: dict[str, Callable[[Path, str, dict], Any]] = {}
 SEED_READER_MODULES: list[str] = ["sqlsynth.corpus.readers"]
-_readers_loaded = False
 
 
 def seed_suffixes() -> tuple[str, ...]:
-    global _readers_loaded
-    if not _readers_loaded:
-        _readers_loaded = True
-        import importlib
-        import importlib.util
+    from .plugins import load_plugins
 
-        for name in SEED_READER_MODULES:
-            if importlib.util.find_spec(name.rsplit(".", 1)[0]) and importlib.util.find_spec(name):
-                importlib.import_module(name)
+    load_plugins(SEED_READER_MODULES)
     return BUILTIN_SUFFIXES + tuple(SEED_READERS)
 
 
