@@ -7,6 +7,7 @@ thread, another query) waits for that one instead of being sent again.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures as cf
 import json
 import queue
@@ -21,7 +22,7 @@ from ..config import EndpointConfig, ProjectConfig
 from . import aio, endpoints, plan
 from .cache import Cache, CacheRow, CallRow, cache_key
 from .errors import BudgetError, LLMError
-from .params import CACHE_ONLY, merge, parse_parameters_json
+from .params import CACHE_ONLY, parse_parameters_json, validate_parameters
 from .schema import ResponseFormat, example_value, parse_response_format
 from .types import LLMRequest, LLMResult
 from .usage import BatchProgress, Counters, calls_made, cost_of, record
@@ -78,14 +79,14 @@ class Runner:
               ) -> tuple[list[str | None], dict[str, _Job]]:
         keys: list[str | None] = []
         jobs: dict[str, _Job] = {}
-        defaults = config.parameters if config else {}
+        defaults = validate_parameters(config.parameters) if config else {}
         schema = fmt.json_schema if fmt else None
         for request, params in zip(requests, parameters):
             if request is None:
                 keys.append(None)  # NULL request → NULL answer, no call (as Databricks does)
                 continue
             messages = to_messages(request)
-            merged = merge(defaults, dict(parse_parameters_json(params)))
+            merged = {**defaults, **dict(parse_parameters_json(params))}
             key = cache_key(identity, messages, merged, schema)
             keys.append(key)
             if key not in jobs:
@@ -126,6 +127,8 @@ class _Batch:
         self.pending_cache: list[CacheRow] = []
         self.pending_calls: list[CallRow] = []
         self.owned_finals: list[tuple[str, cf.Future, Outcome]] = []
+        self.done: queue.SimpleQueue[tuple[str, Any, Any]] = queue.SimpleQueue()
+        self._tasks: set[Any] = set()
 
     def answer(self, jobs: dict[str, _Job]) -> dict[str, Outcome]:
         answers: dict[str, Outcome] = {}
@@ -136,7 +139,6 @@ class _Batch:
         misses = [job for key, job in jobs.items() if key not in hits]
         self._check_budget(len(misses))
         waiting: dict[cf.Future, str] = {}
-        calls: dict[cf.Future, _Job] = {}
         mine = []
         with _inflight_lock:
             for job in misses:
@@ -147,11 +149,12 @@ class _Batch:
                     _inflight[job.key] = cf.Future()
                     mine.append(job)
         self.counters.shared = self.non_null - len(jobs) + len(waiting)
-        for job in mine:
-            calls[self._submit(job)] = job
+        for future, key in waiting.items():
+            future.add_done_callback(lambda f, key=key: self.done.put(("wait", key, f)))
+        self._submit(mine)
         self.progress.advance(self.rows - len(mine) - len(waiting), cached=len(hits))
         try:
-            self._drain(calls, waiting, answers)
+            self._drain(len(mine), len(waiting), answers)
         finally:
             self._flush(force=True)
             self._release_unfinished(mine, answers)
@@ -159,29 +162,53 @@ class _Batch:
         return answers
 
     # ----------------------------------------------------------------- calls
-    def _submit(self, job: _Job) -> cf.Future:
-        job.attempts += 1
-        if hasattr(self.backend, "acomplete"):
-            return aio.submit(self.backend.acomplete(job.request))
-        return _SyncBatcher.for_backend(self.backend, self.config).submit(job.request)
+    def _submit(self, jobs: list[_Job]) -> None:
+        """Start every job; each completion lands on ``self.done`` (thread-safe, O(1) per answer).
 
-    def _drain(self, calls: dict[cf.Future, _Job], waiting: dict[cf.Future, str],
-               answers: dict[str, Outcome]) -> None:
+        One hop to the event loop per batch, not per row: 2,048 run_coroutine_threadsafe calls cost
+        ~0.25 s of loop wake-ups between two batches (measured)."""
+        for job in jobs:
+            job.attempts += 1
+        done, tasks = self.done, self._tasks
+        if hasattr(self.backend, "acomplete"):
+            backend = self.backend
+
+            async def spawn() -> None:
+                for job in jobs:
+                    task = asyncio.ensure_future(backend.acomplete(job.request))
+                    tasks.add(task)  # the loop keeps only weak references to tasks
+                    task.add_done_callback(tasks.discard)
+                    task.add_done_callback(lambda t, job=job: done.put(("call", job, t)))
+            if jobs:
+                aio.submit(spawn())
+            return
+        batcher = _SyncBatcher.for_backend(self.backend, self.config)
+        for job in jobs:
+            batcher.submit(job.request).add_done_callback(lambda f, job=job: done.put(("call", job, f)))
+
+    def _drain(self, calls_left: int, waits_left: int, answers: dict[str, Outcome]) -> None:
         last_flush = time.monotonic()
-        while calls or waiting:
-            done, _ = cf.wait([*calls, *waiting], timeout=FLUSH_EVERY_S, return_when=cf.FIRST_COMPLETED)
+        while calls_left or waits_left:
+            ready: list[tuple[str, Any, Any]] = []
+            try:
+                ready.append(self.done.get(timeout=FLUSH_EVERY_S))
+                while True:
+                    ready.append(self.done.get_nowait())
+            except queue.Empty:
+                pass
             finished = 0
-            for future in done:
-                if future in waiting:
-                    answers[waiting.pop(future)] = future.result()
+            for kind, ref, future in ready:
+                if kind == "wait":
+                    answers[ref] = future.result()
+                    waits_left -= 1
                     finished += 1
                     continue
-                job = calls.pop(future)
-                outcome = self._settle(job, _result_of(future))
+                outcome = self._settle(ref, _result_of(future))
                 if outcome is None:  # invalid answer, asked again
-                    calls[self._submit(job)] = job
+                    self._submit([ref])
                     continue
-                answers[job.key] = outcome
+                answers[ref.key] = outcome
+                calls_left -= 1
                 finished += 1
             self.progress.advance(finished)
             if time.monotonic() - last_flush >= FLUSH_EVERY_S:
@@ -272,12 +299,12 @@ class _Batch:
                 hint="run `sqlsynth plan` to see the numbers; raise max_calls in project.yml or select fewer models")
 
 
-def _result_of(future: cf.Future) -> LLMResult:
+def _result_of(future: Any) -> LLMResult:
     try:
         return future.result()
     except LLMError:
         raise
-    except Exception as exc:  # a backend bug or a local-model failure: this row fails, not the process
+    except (Exception, asyncio.CancelledError) as exc:  # a backend bug or a local-model failure: this row fails, not the process
         return LLMResult(text=None, error=f"{type(exc).__name__}: {exc}")
 
 
