@@ -42,9 +42,23 @@ def cache_key(identity: dict[str, Any], messages: Any, parameters: dict[str, Any
               response_schema: dict[str, Any] | None) -> str:
     """sha256 over everything that changes the answer; temperature included, so only seed/sample_id
     (or another parameter) makes a distinct sample."""
-    payload = json.dumps([identity, messages, parameters, response_schema], sort_keys=True,
-                         separators=(",", ":"), default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()
+    return KeyMaker(identity, response_schema).key(messages, parameters)
+
+
+class KeyMaker:
+    """cache_key with the per-batch constant part (endpoint identity, schema) serialised once."""
+
+    def __init__(self, identity: dict[str, Any], response_schema: dict[str, Any] | None):
+        self._prefix = hashlib.sha256(_canonical([identity, response_schema]).encode())
+
+    def key(self, messages: Any, parameters: dict[str, Any]) -> str:
+        digest = self._prefix.copy()
+        digest.update(_canonical([messages, parameters]).encode())
+        return digest.hexdigest()
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
 @dataclass

@@ -105,13 +105,3 @@ def identity(name: str, config: ProjectConfig | None) -> dict[str, Any]:
                 "model": endpoint.model}
     return {"provider": "transformers", "base_url": None, "model": endpoint.model}
 
-
-def warm_up(name: str, config: ProjectConfig | None) -> None:
-    """Best effort, at compile time: get an HTTP endpoint's client ready while the engine does other work.
-    Errors (missing key...) are left for the real call to report."""
-    try:
-        endpoint = resolve(name, config)
-        if endpoint.provider == "openai":
-            get_backend(name, config).warm_up()
-    except Exception:  # noqa: BLE001
-        pass

@@ -110,12 +110,6 @@ class OpenAIBackend:
             return list(await asyncio.gather(*(self.acomplete(r) for r in requests)))
         return aio.submit(all_of()).result()
 
-    def warm_up(self) -> None:
-        """Import openai and build the client on the loop now (~0.5-1 s), not when the first row waits."""
-        async def build() -> None:
-            self._ensure_client()
-        aio.submit(build())
-
     async def acomplete(self, request: LLMRequest) -> LLMResult:
         """Answer one request, retrying transient failures; never raises (errors are in the result)."""
         started, attempt, last_error = time.perf_counter(), 0, ""

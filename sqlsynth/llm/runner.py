@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from ..config import EndpointConfig, ProjectConfig
 from . import aio, endpoints, plan
-from .cache import Cache, CacheRow, CallRow, cache_key
+from .cache import Cache, CacheRow, CallRow, KeyMaker
 from .errors import BudgetError, LLMError
 from .params import CACHE_ONLY, parse_parameters_json, validate_parameters
 from .schema import ResponseFormat, example_value, parse_response_format
@@ -81,13 +81,14 @@ class Runner:
         jobs: dict[str, _Job] = {}
         defaults = validate_parameters(config.parameters) if config else {}
         schema = fmt.json_schema if fmt else None
+        keymaker = KeyMaker(identity, schema)
         for request, params in zip(requests, parameters):
             if request is None:
                 keys.append(None)  # NULL request → NULL answer, no call (as Databricks does)
                 continue
             messages = to_messages(request)
             merged = {**defaults, **dict(parse_parameters_json(params))}
-            key = cache_key(identity, messages, merged, schema)
+            key = keymaker.key(messages, merged)
             keys.append(key)
             if key not in jobs:
                 sent = {k: v for k, v in merged.items() if k not in CACHE_ONLY}

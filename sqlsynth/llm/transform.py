@@ -131,7 +131,6 @@ def _check_endpoint(node: exp.Expression, tctx: Any, functions: Any) -> None:
         endpoints.resolve(node.this, getattr(functions, "config", None))
     except SqlsynthError as exc:
         raise type(exc)(exc.message, path=getattr(tctx, "path", None), hint=exc.hint) from None
-    endpoints.warm_up(node.this, getattr(functions, "config", None))
 
 
 def _check_parameters(node: exp.Expression | None, tctx: Any) -> None:
