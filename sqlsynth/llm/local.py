@@ -342,6 +342,8 @@ class TransformersBackend:
         room = window - len(prompt_ids)
         job = _Job(index, prompt_ids, options, request.response_schema,
                    max_new_tokens=min(options.max_new_tokens, max(room, 0)))
+        if job.schema is not None:  # a bad schema is the user's mistake: raise before generating
+            loaded.grammar().compile(job.schema, max(job.max_new_tokens, 1))
         if room <= 0:
             job.result = LLMResult(text=None, prompt_tokens=len(prompt_ids), error=(
                 f"prompt has {len(prompt_ids)} tokens; the model's context window is {window}"))
@@ -505,18 +507,18 @@ def _generate(loaded: LoadedModel, jobs: list[_Job]) -> tuple[list[list[str | No
         processors.append(_RowSampler(options, _row_seeds(jobs, expand)))
     if beam_sampling:
         torch.manual_seed(_seed(jobs[0]) % (1 << 63))
+    sampling = ({"temperature": options.temperature or 1.0, "top_p": options.top_p,
+                 "top_k": options.top_k or None} if beam_sampling else {})
     config = GenerationConfig(
         max_new_tokens=max_new, do_sample=beam_sampling, num_beams=options.num_beams,
-        num_return_sequences=n if options.num_beams > 1 else 1,
-        temperature=(options.temperature or 1.0) if beam_sampling else 1.0,
-        top_p=options.top_p if beam_sampling else 1.0, top_k=options.top_k if beam_sampling else 0,
-        repetition_penalty=1.0, pad_token_id=loaded.tokenizer.pad_token_id,
-        eos_token_id=loaded.stop_ids, bos_token_id=loaded.model.generation_config.bos_token_id)
+        num_return_sequences=n if options.num_beams > 1 else 1, **sampling,
+        pad_token_id=loaded.tokenizer.pad_token_id, eos_token_id=loaded.stop_ids,
+        bos_token_id=loaded.model.generation_config.bos_token_id)
     with torch.inference_mode():
         output = loaded.model.generate(input_ids=input_ids.to(loaded.device),
                                        attention_mask=attention_mask.to(loaded.device),
                                        generation_config=config, logits_processor=processors)
-    return _decode(loaded, jobs, output[:, prompt_len:].cpu(), n, grammar_proc)
+    return _decode(loaded, jobs, output[:, prompt_len:].cpu(), n)
 
 
 def _left_pad(loaded: LoadedModel, row_jobs: list[_Job]):
@@ -548,7 +550,7 @@ def _row_seeds(jobs: list[_Job], expand: int) -> list[int]:
     return seeds
 
 
-def _decode(loaded: LoadedModel, jobs: list[_Job], generated, n: int, grammar_proc):
+def _decode(loaded: LoadedModel, jobs: list[_Job], generated, n: int):
     """Per job: its n answer texts (None for an incomplete structured answer) and completion tokens."""
     stop = set(loaded.stop_ids)
     texts: list[list[str | None]] = []
@@ -561,22 +563,27 @@ def _decode(loaded: LoadedModel, jobs: list[_Job], generated, n: int, grammar_pr
             content = tokens[:length] if length is not None else tokens
             used += len(content) + (1 if length is not None else 0)
             text = loaded.tokenizer.decode(content, skip_special_tokens=True)
-            if job.schema is None:
-                answers.append(text.strip())
-            else:
-                answers.append(text if _is_json(text) else None)
+            answers.append(text.strip() if job.schema is None else _normalised_json(text))
         texts.append(answers)
         counts.append(used)
-    del grammar_proc
     return texts, counts
 
 
-def _is_json(text: str) -> bool:
+def _normalised_json(text: str) -> str | None:
+    """The structured answer as strict JSON, or None when it is not complete JSON.
+
+    Control characters are masked during decoding; re-encoding is the safety net that keeps the
+    answer strict JSON whatever a grammar let through.
+    """
     try:
         json.loads(text)
+        return text
     except ValueError:
-        return False
-    return True
+        pass
+    try:
+        return json.dumps(json.loads(text, strict=False), ensure_ascii=False, separators=(", ", ": "))
+    except ValueError:
+        return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -671,34 +678,31 @@ def bounded_schema(schema: dict[str, Any], max_new_tokens: int) -> dict[str, Any
     return walk(copy.deepcopy(schema))
 
 
-def minimal_json_length(schema: dict[str, Any], defs: dict[str, Any] | None = None, depth: int = 0) -> int:
-    """Characters of the shortest JSON value of ``schema`` (an upper bound's worth, for reserving tokens)."""
+def minimal_instance(schema: dict[str, Any], defs: dict[str, Any] | None = None, depth: int = 0) -> Any:
+    """The shortest JSON value ``schema`` accepts (near enough): sizes the closing phase's token reserve."""
     defs = schema.get("$defs", schema.get("definitions", {})) if defs is None else defs
     if depth > 8:
-        return 16
+        return None
     if "$ref" in schema:
-        target = defs.get(schema["$ref"].split("/")[-1], {})
-        return minimal_json_length(target, defs, depth + 1)
+        return minimal_instance(defs.get(schema["$ref"].split("/")[-1], {}), defs, depth + 1)
     for key in ("anyOf", "oneOf"):
-        if key in schema:
-            return min(minimal_json_length(s, defs, depth + 1) for s in schema[key])
+        if schema.get(key):
+            options = [minimal_instance(s, defs, depth + 1) for s in schema[key]]
+            return min(options, key=lambda v: len(json.dumps(v)))
     if "const" in schema:
-        return len(json.dumps(schema["const"]))
-    if "enum" in schema:
-        return min(len(json.dumps(v)) for v in schema["enum"])
+        return schema["const"]
+    if schema.get("enum"):
+        return min(schema["enum"], key=lambda v: len(json.dumps(v)))
     kind = schema.get("type", "object")
     kind = kind[0] if isinstance(kind, list) else kind
     if kind == "string":
-        return 2 + schema.get("minLength", 0)
+        return "x" * schema.get("minLength", 0)
     if kind == "array":
-        item = minimal_json_length(schema.get("items", {}), defs, depth + 1) if schema.get("items") else 1
-        return 2 + schema.get("minItems", 0) * (item + 1)
+        return [minimal_instance(schema.get("items") or {}, defs, depth + 1)] * schema.get("minItems", 0)
     if kind == "object":
         props = schema.get("properties", {})
-        required = schema.get("required", [])
-        return 2 + sum(len(json.dumps(k)) + 2 + minimal_json_length(props.get(k, {}), defs, depth + 1)
-                       for k in required)
-    return {"boolean": 5, "null": 4}.get(kind, 1)
+        return {k: minimal_instance(props.get(k, {}), defs, depth + 1) for k in schema.get("required", [])}
+    return {"boolean": False, "null": None}.get(kind, 0)
 
 
 class _GrammarTools:
@@ -714,27 +718,37 @@ class _GrammarTools:
         info = xgr.TokenizerInfo.from_huggingface(loaded.tokenizer, vocab_size=self.vocab_size,
                                                   stop_token_ids=loaded.stop_ids)
         self.compiler = xgr.GrammarCompiler(info, max_threads=1)
-        self.closers = self._closer_mask(loaded)
-        self.device = loaded.device
+        self.tokenizer = loaded.tokenizer
+        self._token_masks(loaded)
         self._compiled: dict[str, Any] = {}
 
-    def _closer_mask(self, loaded: LoadedModel):
-        """Bitmask of tokens that only close things (", ], }) or stop: the closing phase's menu."""
+    def _token_masks(self, loaded: LoadedModel) -> None:
+        """Token menus for the processor, from each token's text.
+
+        - quote / bracket closers: tokens made only of " ] } starting with a quote / a bracket;
+        - letters: their being allowed tells that a row is inside a string;
+        - no_control: tokens without raw control characters. Compact JSON never needs one, and
+          xgrammar 0.2.8 lets them into strings that have a maxLength/minLength (invalid JSON).
+        """
         import torch
 
-        allowed = torch.zeros(self.vocab_size, dtype=torch.bool)
+        quote, bracket = (torch.zeros(self.vocab_size, dtype=torch.bool) for _ in range(2))
+        clean = torch.ones(self.vocab_size, dtype=torch.bool)
+        self.letters: list[int] = []
         for token_id in range(min(len(loaded.tokenizer), self.vocab_size)):
+            if token_id in loaded.stop_ids:
+                continue
             text = loaded.tokenizer.decode([token_id])
-            if text and set(text) <= set('"]}'):
-                allowed[token_id] = True
-        for stop in loaded.stop_ids:
-            if stop < self.vocab_size:
-                allowed[stop] = True
-        return pack_bitmask(allowed)
+            if any(ord(c) < 0x20 or c == "\x7f" for c in text):
+                clean[token_id] = False
+            elif text and set(text) <= set('"]}'):
+                (quote if text[0] == '"' else bracket)[token_id] = True
+            elif len(text) == 1 and text.isascii() and text.isalpha() and len(self.letters) < 8:
+                self.letters.append(token_id)
+        self.quote_closers, self.bracket_closers = pack_bitmask(quote), pack_bitmask(bracket)
+        self.no_control = pack_bitmask(clean)
 
     def compile(self, schema: dict[str, Any], max_new_tokens: int):
-        import xgrammar as xgr
-
         text = json.dumps(bounded_schema(schema, max_new_tokens))  # key order = generation order
         if text not in self._compiled:
             try:
@@ -742,15 +756,25 @@ class _GrammarTools:
             except Exception as exc:
                 raise LocalModelError(f"cannot build a grammar from the response schema: {exc}",
                                       hint="check the JSON schema (responseFormat)") from None
-        del xgr
         return self._compiled[text]
+
+    def reserve(self, schema: dict[str, Any]) -> tuple[int, int]:
+        """(typical, worst) tokens the shortest valid answer takes, in xgrammar's compact spacing.
+
+        Typical: as the tokenizer would split it; worst: one token per byte (the model may spell a
+        forced key in small pieces). Closing starts ``typical`` tokens before max_tokens; generation
+        may run ``worst`` tokens past it, so a structured answer always ends as complete JSON.
+        """
+        shortest = json.dumps(minimal_instance(schema), separators=(", ", ": "), ensure_ascii=False)
+        typical = len(self.tokenizer(shortest, add_special_tokens=False)["input_ids"]) + 2
+        return min(typical, 256), min(len(shortest.encode()) + 2, 1024)
 
     def processor(self, schema: dict[str, Any], max_new_tokens: int, prompt_len: int,
                   n_rows: int) -> _GrammarProcessor:
-        reserve = min(minimal_json_length(schema) + 8, 256)
+        typical, worst = self.reserve(schema)
         return _GrammarProcessor(self, self.compile(schema, max_new_tokens), prompt_len, n_rows,
-                                 close_from=max(0, max_new_tokens - reserve),
-                                 hard_limit=max_new_tokens + reserve)
+                                 close_from=max(0, max_new_tokens - typical),
+                                 hard_limit=max_new_tokens + worst)
 
 
 def pack_bitmask(allowed) -> Any:
@@ -803,6 +827,7 @@ class _GrammarProcessor:
             active.append(row)
         self.states = states
         if active:
+            self.bitmask[active] &= self.tools.no_control
             xgr.apply_token_bitmask_inplace(scores, self.bitmask.to(scores.device),
                                             vocab_size=self.tools.vocab_size, indices=active)
         return scores
@@ -821,6 +846,21 @@ class _GrammarProcessor:
         return child
 
     def _prefer_closing(self, row: int) -> None:
-        narrowed = self.bitmask[row] & self.tools.closers[0]
-        if bool(narrowed.any()):
-            self.bitmask[row] = narrowed
+        """Narrow the row's allowed tokens to closers where some are allowed.
+
+        Inside a string ] and } are plain text, so there only a quote closes; elsewhere ] and } come
+        first, and a quote only when a value must still be written (it opens, then closes, "").
+        """
+        allowed = self.bitmask[row]
+        tools = self.tools
+        in_string = any(_bit(allowed, t) for t in tools.letters)
+        menus = [tools.quote_closers] if in_string else [tools.bracket_closers, tools.quote_closers]
+        for menu in menus:
+            narrowed = allowed & menu[0]
+            if bool(narrowed.any()):
+                self.bitmask[row] = narrowed
+                return
+
+
+def _bit(row, token_id: int) -> bool:
+    return bool((int(row[token_id // 32]) >> (token_id % 32)) & 1)
