@@ -34,7 +34,7 @@ class EndpointConfig(Strict):
     timeout_s: float = Field(60.0, gt=0)
     max_retries: int = Field(6, ge=0)
     retry_base_s: float = Field(0.5, gt=0, description="first retry delay; doubles per attempt, with jitter")
-    retry_max_s: float = Field(30.0, gt=0, description="longest delay between two retries")
+    retry_max_s: float = Field(8.0, gt=0, description="longest delay between two retries (as the openai client)")
     invalid_retries: int = Field(2, ge=0, description="re-asks when an answer does not match responseFormat")
     max_calls: int | None = Field(None, ge=0, description="budget: refuse a run needing more uncached calls")
     price_per_1k_input_tokens: float | None = Field(None, ge=0)
