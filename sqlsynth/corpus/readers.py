@@ -83,7 +83,7 @@ def _arrow_type(kind: str) -> Any:
 
     return {"int64": pa.int64(), "int32": pa.int32(), "int16": pa.int16(), "float64": pa.float64(),
             "float32": pa.float32(), "bool": pa.bool_(), "string": pa.string(),
-            "timestamp": pa.timestamp("ms"), "date": pa.date32()}[kind]
+            "timestamp": pa.timestamp("us"), "date": pa.date32()}[kind]
 
 
 class _Schema:

@@ -64,7 +64,8 @@ def _settings(ctx: BuildContext, columns: list[str]) -> dict[str, Any]:
         "return": _column(node, "return_column", columns, search),
         "metadata": meta,
         "collection": store.check_collection_name(name, node.original_file_path),
-        "model_dir": models.embedding_model_dir(node.config.get("embedding_model"), ctx.db.project.dir),
+        "model_dir": models.embedding_model_dir(node.config.get("embedding_model"), ctx.db.project.dir,
+                                              node.original_file_path),
     }
 
 
