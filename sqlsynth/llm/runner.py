@@ -223,8 +223,7 @@ class _Batch:
         self.counters.prompt_tokens += result.prompt_tokens
         self.counters.completion_tokens += result.completion_tokens
         self.counters.cost += cost_of(self.config, result.prompt_tokens, result.completion_tokens)
-        self.progress.tokens += result.prompt_tokens + result.completion_tokens
-        self.progress.calls += 1
+        self.progress.advance(0, tokens=result.prompt_tokens + result.completion_tokens, calls=1)
         status, value, error = "ok", result.text, result.error
         if error is None and self.fmt is not None:
             try:
@@ -238,7 +237,7 @@ class _Batch:
         if error is not None:
             status = status if status == "invalid" else "error"
             self.counters.errors += 1
-            self.progress.errors += 1
+            self.progress.advance(0, errors=1)
             value = None
         self._log(job, result, status, error)
         outcome = Outcome(value, error)

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import atexit
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -88,60 +89,80 @@ def _rounded(counters: Counters) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- live progress
 
+@dataclass
+class _Line:
+    task: Any
+    started: float = field(default_factory=time.monotonic)
+    done: int = 0
+    cached: int = 0
+    errors: int = 0
+    tokens: int = 0
+    calls: int = 0
+
+
 class BatchProgress:
     """One rich progress line per ai_query model: done/total, cached, calls/s, tokens/s, errors, ETA.
 
-    DuckDB hands ai_query 2,048 rows at a time, so *total* grows as batches arrive. Shown only on a
-    terminal; in logs/CI the usage summary says the same once.
+    DuckDB hands ai_query 2,048 rows at a time, so *total* grows as batches arrive; the figures add up
+    over every batch of the model. Shown only on a terminal; in logs/CI the usage summary in
+    run_results.json says the same once.
     """
 
     _progress: Any = None
-    _tasks: dict[str, Any] = {}
+    _lines: dict[str, _Line] = {}
     _lock = threading.Lock()
 
     def __init__(self, node: str | None, endpoint: str, rows: int):
-        self.label = f"{node or 'ai_query'} [{endpoint}]"
-        self.started = time.monotonic()
-        self.done = self.cached = self.errors = self.tokens = self.calls = 0
-        self._task = self._open(rows)
+        self.line = self._open(f"{node or 'ai_query'} [{endpoint}]", rows)
 
-    def _open(self, rows: int) -> Any:
+    @classmethod
+    def _open(cls, label: str, rows: int) -> _Line | None:
         from ..console import console
 
         if not console.is_terminal:
             return None
-        with BatchProgress._lock:
-            if BatchProgress._progress is None:
+        with cls._lock:
+            if cls._progress is None:
                 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-                BatchProgress._progress = Progress(
+                cls._progress = Progress(
                     TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[stats]}"), TimeRemainingColumn(), console=console,
-                    transient=False)
-                BatchProgress._progress.start()
-            task = BatchProgress._tasks.get(self.label)
-            if task is None:
-                task = BatchProgress._tasks[self.label] = BatchProgress._progress.add_task(
-                    self.label, total=0, stats="")
-            BatchProgress._progress.update(task, total=(BatchProgress._progress.tasks[task].total or 0) + rows)
-            return task
+                    TextColumn("{task.fields[stats]}"), TimeRemainingColumn(), console=console)
+                cls._progress.start()
+            line = cls._lines.get(label)
+            if line is None:
+                line = cls._lines[label] = _Line(cls._progress.add_task(label, total=0, stats=""))
+            total = cls._progress.tasks[line.task].total or 0
+            cls._progress.update(line.task, total=total + rows)
+            return line
 
     def advance(self, rows: int, cached: int = 0, errors: int = 0, tokens: int = 0, calls: int = 0) -> None:
-        self.done += rows
-        self.cached += cached
-        self.errors += errors
-        self.tokens += tokens
-        self.calls += calls
-        if self._task is None or not rows:
+        line = self.line
+        if line is None:
             return
-        elapsed = max(time.monotonic() - self.started, 1e-6)
-        stats = (f"cached {self.cached}  {self.calls / elapsed:.1f} calls/s  "
-                 f"{self.tokens / elapsed:.0f} tok/s  errors {self.errors}")
-        BatchProgress._progress.update(self._task, advance=rows, stats=stats)
+        with BatchProgress._lock:
+            line.done += rows
+            line.cached += cached
+            line.errors += errors
+            line.tokens += tokens
+            line.calls += calls
+            elapsed = max(time.monotonic() - line.started, 1e-6)
+            stats = (f"cached {line.cached}  {line.calls / elapsed:.1f} calls/s  "
+                     f"{line.tokens / elapsed:.0f} tok/s  errors {line.errors}")
+            if BatchProgress._progress is not None:
+                BatchProgress._progress.update(line.task, advance=rows, stats=stats)
 
     @classmethod
     def stop_all(cls) -> None:
+        """End the live display (the engine calls it when a run ends; also at exit)."""
         with cls._lock:
             if cls._progress is not None:
                 cls._progress.stop()
-            cls._progress, cls._tasks = None, {}
+            cls._progress, cls._lines = None, {}
+
+
+def finish_progress() -> None:
+    BatchProgress.stop_all()
+
+
+atexit.register(finish_progress)
