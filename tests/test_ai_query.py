@@ -7,13 +7,14 @@ import json
 
 import duckdb
 import pytest
-from llm_support import AIConnection, ai, project, stub
 from pydantic import BaseModel
 
 from sqlsynth.config import ProjectConfig
 from sqlsynth.errors import CompileError
 from sqlsynth.llm import cache, endpoints, usage
 from sqlsynth.llm.errors import EndpointError, ModelParametersError, ResponseFormatError
+
+from llm_support import AIConnection, ai, project, stub
 
 QUESTIONS = "STRUCT<reasoning: STRING, questions: ARRAY<STRING>>"
 

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import duckdb
+
 from llm_support import ai, stub
 
 ROWS = 240

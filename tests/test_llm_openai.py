@@ -7,11 +7,12 @@ import socket
 import time
 
 import pytest
-from llm_support import FAST, stub
 
 from sqlsynth.config import EndpointConfig
 from sqlsynth.llm.openai_backend import OpenAIBackend, RateLimiter
 from sqlsynth.llm.types import LLMRequest
+
+from llm_support import FAST, stub
 
 SCHEMA = {"type": "object", "properties": {"content": {"type": "string"}}, "required": ["content"],
           "additionalProperties": False}

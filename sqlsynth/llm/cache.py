@@ -179,7 +179,7 @@ def stats(connection: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
                coalesce(tin, 0), coalesce(tout, 0), coalesce(calls, 0), coalesce(errors, 0), last
         FROM c FULL JOIN l ON c.endpoint = l.endpoint AND c.model = l.model ORDER BY 1, 2""").fetchall()
     names = ("endpoint", "model", "cached", "prompt_tokens", "completion_tokens", "calls", "errors", "last")
-    return [dict(zip(names, row)) for row in rows]
+    return [dict(zip(names, row, strict=False)) for row in rows]
 
 
 def clear(connection: duckdb.DuckDBPyConnection, endpoint: str | None = None) -> int:

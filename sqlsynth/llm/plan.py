@@ -52,7 +52,7 @@ class Collector:
         with self.lock:
             row = self.rows.setdefault((model, endpoint), PlanRow(model, endpoint))
             row.rows += len(keys)
-            for key, p_tokens, a_tokens in zip(keys, prompt_tokens, answer_tokens):
+            for key, p_tokens, a_tokens in zip(keys, prompt_tokens, answer_tokens, strict=False):
                 if key in row._keys:
                     continue
                 row._keys.add(key)

@@ -82,7 +82,7 @@ class Runner:
         defaults = validate_parameters(config.parameters) if config else {}
         schema = fmt.json_schema if fmt else None
         keymaker = KeyMaker(identity, schema)
-        for request, params in zip(requests, parameters):
+        for request, params in zip(requests, parameters, strict=False):
             if request is None:
                 keys.append(None)  # NULL request → NULL answer, no call (as Databricks does)
                 continue
@@ -366,7 +366,9 @@ class _SyncBatcher:
                     break
             try:
                 results = self.backend.generate_many([r for r, _ in items])
-            except Exception as exc:  # noqa: BLE001 - reported per row
+                if len(results) != len(items):
+                    raise RuntimeError(f"backend answered {len(results)} of {len(items)} requests")
+            except Exception as exc:  # noqa: BLE001 - reported per row; this thread must never die
                 results = [LLMResult(text=None, error=f"{type(exc).__name__}: {exc}") for _ in items]
-            for (_, future), result in zip(items, results):
+            for (_, future), result in zip(items, results, strict=True):
                 future.set_result(result)

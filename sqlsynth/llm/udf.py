@@ -66,7 +66,7 @@ class AIQueryFunction:
                 f"first error: {errors[0]}",
                 hint="rows that succeeded are cached, so a re-run only retries the failed ones; "
                 "or pass failOnError := false to keep going and get the error per row")
-        for i, outcome in zip(indices, outcomes):
+        for i, outcome in zip(indices, outcomes, strict=False):
             out[i] = outcome.value if fail else _wrap(outcome, response_format is not None)
 
     @property
