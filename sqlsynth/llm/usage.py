@@ -123,7 +123,13 @@ class BatchProgress:
             return None
         with cls._lock:
             if cls._progress is None:
-                from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+                from rich.progress import (
+                    BarColumn,
+                    MofNCompleteColumn,
+                    Progress,
+                    TextColumn,
+                    TimeRemainingColumn,
+                )
 
                 cls._progress = Progress(
                     TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
