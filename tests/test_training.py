@@ -239,6 +239,20 @@ def test_overfit_warning_needs_eval_up_and_train_down():
     assert overfit_warning((10, 2.0, None), (20, 2.2, 1.5)) is None
 
 
+def test_overfit_watch_follows_the_trainer_events():
+    from types import SimpleNamespace
+
+    from training.callbacks import OverfitWatch
+
+    watch = OverfitWatch()
+    for step, train_loss, eval_loss in [(10, 2.5, 2.0), (20, 1.5, 1.8), (30, 0.9, 2.1)]:
+        state = SimpleNamespace(global_step=step, is_world_process_zero=True)
+        watch.on_log(None, state, None, logs={"loss": train_loss})
+        watch.on_evaluate(None, state, None, metrics={"eval_loss": eval_loss})
+    assert len(watch.warnings) == 1 and "steps 20 → 30" in watch.warnings[0]
+    assert "checkpoint at step 20" in watch.warnings[0]
+
+
 def test_report_warns_on_tiny_data_and_missing_eval():
     from training.data import TokenStats
     from training.report import Plan, data_warnings, format_report
