@@ -118,12 +118,11 @@ class _Schema:
 
 
 class _Batch:
-    """Rows (attribute dicts) collected by the expat callback, with the line/column of each."""
+    """Rows (attribute dicts) collected by the expat callback, with the byte offset of each."""
 
     def __init__(self) -> None:
         self.rows: list[dict[str, str]] = []
-        self.lines: list[int] = []
-        self.columns: list[int] = []
+        self.offsets: list[int] = []
 
 
 class StackExchangeReader:
@@ -142,22 +141,17 @@ class StackExchangeReader:
         from xml.parsers import expat
 
         parser = expat.ParserCreate()
-        parser.buffer_text = True
-        depth = [0]
-        rows, lines, columns = batch.rows, batch.lines, batch.columns
+        rows, offsets = batch.rows, batch.offsets
+        append_row, append_offset = rows.append, offsets.append
 
+        # Every <row> is a record (in a dump they are the root's children); one Python call per row
+        # and no end-element handler: expat's own speed is the limit.
         def start(name: str, attrs: dict[str, str]) -> None:
-            depth[0] += 1
-            if depth[0] == 2 and name == ROW_ELEMENT:
-                rows.append(attrs)
-                lines.append(parser.CurrentLineNumber)
-                columns.append(parser.CurrentColumnNumber + 1)
-
-        def end(name: str) -> None:
-            depth[0] -= 1
+            if name == ROW_ELEMENT:
+                append_row(attrs)
+                append_offset(parser.CurrentByteIndex)
 
         parser.StartElementHandler = start
-        parser.EndElementHandler = end
         return parser
 
     def _malformed(self, exc: Any) -> XmlSeedError:
@@ -193,8 +187,7 @@ class StackExchangeReader:
                     if len(batch.rows) >= BATCH_ROWS or (not data and batch.rows):
                         yield self._to_arrow(batch)
                         batch.rows.clear()
-                        batch.lines.clear()
-                        batch.columns.clear()
+                        batch.offsets.clear()
                     if not data:
                         break
         except OSError as exc:
@@ -218,6 +211,9 @@ class StackExchangeReader:
                     self.schema.names.append(name)
         self.arrow_schema = self.schema.arrow()
         self._known = frozenset(self.schema.names)
+        import pyarrow as pa
+
+        self._string_struct = pa.struct([(name, pa.string()) for name in self.schema.names])
 
     # -- typing --------------------------------------------------------------------------------------
     def _to_arrow(self, batch: _Batch) -> Any:
@@ -231,32 +227,34 @@ class StackExchangeReader:
             raise self._row_error(batch, index, f"attribute '{name}' first appears after the first MiB of "
                                   "the file, so it has no column",
                                   hint=f"declare it in the seed's config: column_types: {{{name}: VARCHAR}}")
+        # One C++ pass from the attribute dicts to string columns, then a vectorised cast per column.
+        strings = pa.array(rows, type=self._string_struct)
         arrays = []
-        for name in self.schema.names:
-            values = [r.get(name) for r in rows]
-            if name in self.schema.required and None in values:
-                index = values.index(None)
+        for position, name in enumerate(self.schema.names):
+            column = strings.field(position)
+            if column.null_count and name in self.schema.required:
+                index = column.is_null().to_pylist().index(True)
                 raise self._row_error(batch, index, f"row is missing the required attribute '{name}'",
                                       hint="every row of this file needs it; fix the row, or change "
                                            "required_columns in the seed's config")
-            arrays.append(self._typed(name, values, batch))
+            arrays.append(self._typed(name, column, batch))
         self.rows_read += len(rows)
         return pa.RecordBatch.from_arrays(arrays, schema=self.arrow_schema)
 
-    def _typed(self, name: str, values: list[str | None], batch: _Batch) -> Any:
+    def _typed(self, name: str, strings: Any, batch: _Batch) -> Any:
         import pyarrow as pa
+        import pyarrow.compute as pc
 
         kind = self.schema.kind(name)
-        strings = pa.array(values, type=pa.string())
         if kind == "string":
             return strings
         if kind == "bool":
-            values = [None if v is None else v.strip().lower() for v in values]
-            strings = pa.array(values, type=pa.string())
+            strings = pc.utf8_lower(pc.utf8_trim_whitespace(strings))
         target = _arrow_type(kind)
         try:
             return strings.cast(target)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            values = strings.to_pylist()
             index = self._first_bad(values, target)
             raise self._row_error(batch, index, f"attribute {name}=\"{values[index]}\" is not a valid "
                                   f"{_SQL_NAMES[kind]}",
@@ -277,8 +275,23 @@ class StackExchangeReader:
         return 0
 
     def _row_error(self, batch: _Batch, index: int, message: str, hint: str) -> XmlSeedError:
-        return XmlSeedError(message, path=self.display, line=batch.lines[index], column=batch.columns[index],
-                            hint=hint)
+        line, column = self._position(batch.offsets[index])
+        return XmlSeedError(message, path=self.display, line=line, column=column, hint=hint)
+
+    def _position(self, offset: int) -> tuple[int, int]:
+        """Line and column (1-based) of a byte offset: only computed when an error is reported."""
+        line, last_newline, done = 1, -1, 0
+        with self.path.open("rb") as handle:
+            while done < offset:
+                data = handle.read(min(CHUNK_BYTES, offset - done))
+                if not data:
+                    break
+                count = data.count(b"\n")
+                if count:
+                    line += count
+                    last_newline = done + data.rindex(b"\n")
+                done += len(data)
+        return line, offset - last_newline
 
     def reader(self) -> Any:
         """A pyarrow RecordBatchReader over the file (the first chunk is parsed to fix the schema)."""
