@@ -7,7 +7,6 @@ from pathlib import Path
 from training.config import TrainConfig
 from training.errors import TrainingError
 
-
 # ---------------------------------------------------------------- resolving --input-model
 
 def resolve_model_dir(name_or_path: str) -> Path:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import shutil
 import sys
 import time
@@ -46,12 +47,12 @@ def train(config: TrainConfig) -> dict:
     """Run one fine-tuning job end to end; returns the training summary (also written to disk)."""
     started = time.time()
     out = config.output_path()
-    setup_logging(out, is_main=config.local_rank in (-1, 0))
+    setup_logging(out, is_main=is_main_process())
     resume_from = checkpoint_to_resume(config)
     log.info(f"training config\n{config.describe()}")
 
     from training.data import build_examples, read_records, sample_prompts, split_records
-    from training.model import count_parameters, load_model, load_tokenizer, resolve_model_dir
+    from training.model import count_parameters, load_model, load_tokenizer, resolve_model_dir, save_outputs
     from training.report import format_report
 
     records = read_records(config.training_dataset)
@@ -78,9 +79,6 @@ def train(config: TrainConfig) -> dict:
     result = trainer.train(resume_from_checkpoint=resume_from)
     final_eval = final_evaluation(trainer) if eval_examples else {}
     callbacks["tensorboard"].close()
-
-    from training.model import save_outputs
-
     written = save_outputs(trainer, tokenizer, model_dir, config)
     summary = build_summary(config, plan, trainer, result, final_eval, callbacks, written, started)
     if trainer.is_world_process_zero():
@@ -104,7 +102,7 @@ def checkpoint_to_resume(config: TrainConfig) -> str | None:
         return None
     for path in partial:  # a kill during a save leaves a half-written checkpoint; its step is redone
         log.info(f"--resume: removing incomplete {path.name} (killed while it was being written)")
-        if config.local_rank in (-1, 0):
+        if is_main_process():
             shutil.rmtree(path, ignore_errors=True)
     if last is None:
         log.info(f"--resume: no checkpoint in {ckpt_dir} yet, starting from the beginning")
@@ -130,6 +128,11 @@ def latest_complete_checkpoint(ckpt_dir: Path) -> tuple[Path | None, list[Path]]
         except (OSError, ValueError):
             partial.append(path)
     return None, partial
+
+
+def is_main_process() -> bool:
+    """Rank 0 of the whole job (launchers set RANK; --local_rank alone repeats on every node)."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 def setup_logging(out: Path, is_main: bool) -> None:
