@@ -249,3 +249,18 @@ def test_default_endpoint_is_the_bundled_local_model():
     config = ProjectConfig(name="p")
     default = endpoints.resolve("default", config)
     assert (default.provider, default.model) == ("transformers", "smollm2-135m-instruct")
+
+
+@pytest.mark.model
+def test_default_endpoint_answers_from_sql_with_schema_valid_structs():
+    """The bundled SmolLM2 through ai_query: plain text, and typed structs that are all schema-valid."""
+    db = AIConnection(ProjectConfig(name="p"))
+    try:
+        [(hello,)] = db.sql("select ai_query('default', 'Say hi', modelParameters := {'max_tokens': 12})")
+        rows = db.sql("select ai_query('default', 'Give two short questions about ' || topic, "
+                      f"responseFormat := '{QUESTIONS}', modelParameters := {{'max_tokens': 40}}) "
+                      "from (values ('savings'), ('loans')) t(topic)")
+    finally:
+        db.close()
+    assert isinstance(hello, str) and hello.strip()
+    assert len(rows) == 2 and all(isinstance(r[0]["questions"], list) for r in rows)
