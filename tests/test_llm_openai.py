@@ -112,3 +112,11 @@ def test_requests_per_minute_limit_spaces_requests():
         ask(b, ["a", "b", "c", "d"])
         elapsed = time.perf_counter() - started
     assert elapsed >= 0.3 and limiter.rpm == 600
+
+
+def test_strict_mode_only_for_closed_schemas():
+    from sqlsynth.llm.openai_backend import strict_compatible
+    from sqlsynth.llm.schema import parse_response_format
+
+    assert strict_compatible(parse_response_format("STRUCT<a: STRING, b: ARRAY<STRUCT<c: INT>>>").json_schema)
+    assert not strict_compatible({"type": "object", "properties": {"a": {"type": "string"}}})

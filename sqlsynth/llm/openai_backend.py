@@ -82,6 +82,22 @@ def estimate_tokens(request: LLMRequest) -> int:
     return chars // 4 + int(budget)
 
 
+def strict_compatible(schema: Any) -> bool:
+    """OpenAI's strict mode (guaranteed schema) needs every object closed and every property required."""
+    if isinstance(schema, list):
+        return all(strict_compatible(s) for s in schema)
+    if not isinstance(schema, dict):
+        return True
+    props = schema.get("properties")
+    if schema.get("type") == "object" or props is not None:
+        props = props or {}
+        if schema.get("additionalProperties") is not False or set(schema.get("required", [])) != set(props):
+            return False
+    children = [*(props or {}).values(), *schema.get("$defs", {}).values(),
+                *(schema[k] for k in ("items", "anyOf") if k in schema)]
+    return all(strict_compatible(c) for c in children)
+
+
 def schema_instruction(schema: dict[str, Any]) -> str:
     return ("Respond with only a JSON object (no prose, no code fence) that "
             f"{SCHEMA_MARKER}\n{json.dumps(schema)}")
@@ -144,8 +160,8 @@ class OpenAIBackend:
         schema = request.response_schema
         use_format = schema is not None and self.json_schema_supported
         if use_format:
-            kwargs["response_format"] = {"type": "json_schema",
-                                         "json_schema": {"name": "response", "schema": schema}}
+            kwargs["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": "response", "schema": schema, "strict": strict_compatible(schema)}}
         elif schema is not None:
             messages = [{"role": "system", "content": schema_instruction(schema)}, *messages]
         body = {"model": self.endpoint.model, "messages": messages, **kwargs, **extra}
