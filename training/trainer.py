@@ -81,6 +81,7 @@ def train(config: TrainConfig) -> dict:
     callbacks["tensorboard"].close()
     written = save_outputs(trainer, tokenizer, model_dir, config)
     summary = build_summary(config, plan, trainer, result, final_eval, callbacks, written, started)
+    summary["resumed_from"] = resume_from
     if trainer.is_world_process_zero():
         (out / "training_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         log.info(f"model saved to {written['model_dir']}  (serve it with provider: transformers, "
@@ -265,6 +266,7 @@ def build_summary(config, plan, trainer, result, final_eval, callbacks, written,
         "warnings": plan.warnings + callbacks["overfit"].warnings,
         "global_step": trainer.state.global_step,
         "tokens_seen": tokens_seen,
+        "tokens_seen_total": trainer.state.num_input_tokens_seen,  # including sessions before a --resume
         "train_runtime_s": runtime,
         "tokens_per_s": tokens_seen / runtime if runtime else None,
         "wall_time_s": time.time() - started,
