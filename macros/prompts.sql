@@ -1,0 +1,145 @@
+{#- Prompt templates for the bank-assistant pipeline (MISSION.md Workflow A, steps 2 and 3).
+
+    Each prompt is a template with {placeholders} for columns; `prompt_sql` turns it into a SQL
+    expression (literal || column || literal ...), so the final prompt text is a column that can be
+    inspected in question_prompts / response_prompts before anything is sent. Every knob is a var
+    (project.yml `vars:` or `--vars`); edit the wording here. -#}
+
+{% macro sql_string(text) -%}
+'{{ text | string | replace("'", "''") }}'
+{%- endmacro %}
+
+
+{#- template: text with {name} placeholders; columns: {name: SQL expression}. -#}
+{% macro prompt_sql(template, columns) -%}
+{%- set parts = modules.re.split('\\{([a-z_]+)\\}', template) -%}
+{%- for part in parts -%}
+  {%- if loop.index is odd -%}
+    {%- if part -%}{{ sql_string(part) }}{%- else -%}''{%- endif -%}
+  {%- else -%}
+    {%- if part not in columns -%}
+      {{ exceptions.raise_compiler_error("prompt placeholder {" ~ part ~ "} has no column; known: " ~ (columns.keys() | list | join(', '))) }}
+    {%- endif -%}
+    coalesce(cast({{ columns[part] }} as varchar), '')
+  {%- endif -%}
+  {{- ' || ' if not loop.last -}}
+{%- endfor -%}
+{%- endmacro %}
+
+
+{#- ------------------------------------------------------------------ step 2: questions -#}
+
+{% macro question_prompt_template() -%}
+You write training data for the customer-service assistant of {{ var('bank_name') }}.
+
+Example customer question: "{question}"
+Category: {topic_label}
+Scope: {scope_note}
+
+Think step by step:
+1. Analyse the example and its category: what does this customer really want?
+2. List other subtopics of the same category that customers ask about.
+3. Frame one new question per subtopic, in a customer's own words.
+4. Check diversity: no two questions ask the same thing, and none copies the example.
+5. Keep each question short: one sentence, at most {{ var('question_max_words') }} words.
+6. Write your reasoning briefly in "reasoning", then the final list in "questions".
+
+Reply with a JSON object: {"reasoning": "...", "questions": [exactly {{ var('n_questions') }} questions]}.
+{%- endmacro %}
+
+
+{#- The SQL expression of the question prompt for a row with topic, question, in_scope columns. -#}
+{% macro question_prompt(topic='topic', question='question', in_scope='in_scope') -%}
+{{ prompt_sql(question_prompt_template(), {
+    'question': question,
+    'topic_label': "replace(" ~ topic ~ ", '_', ' ')",
+    'scope_note': "case when " ~ in_scope ~ " then 'the bank answers these questions.' "
+                  ~ "else 'OUT OF SCOPE: the bank must politely decline these, so write questions a customer "
+                  ~ "might still ask.' end",
+}) }}
+{%- endmacro %}
+
+
+{#- responseFormat of step 2: {reasoning, questions[]} as a JSON schema, bounded by vars (a tiny local
+    model writes until max_tokens unless lengths are bounded; a real teacher ignores the bounds it
+    does not need). Validated with pydantic by ai_query; invalid answers are re-asked. -#}
+{% macro question_response_format() -%}
+{%- set n = var('n_questions') | int -%}
+{%- set schema = {
+    "type": "object",
+    "properties": {
+        "reasoning": {"type": "string", "maxLength": var('reasoning_max_chars') | int},
+        "questions": {"type": "array", "minItems": n, "maxItems": n,
+                      "items": {"type": "string", "minLength": 5, "maxLength": var('question_max_chars') | int}},
+    },
+    "required": ["reasoning", "questions"],
+    "additionalProperties": false,
+} -%}
+{{ sql_string(tojson(schema)) }}
+{%- endmacro %}
+
+
+
+
+{#- ------------------------------------------------------------------ step 3: responses -#}
+
+{% macro response_prompt_template() -%}
+You are the customer-service assistant of {{ var('bank_name') }}. Follow these rules:
+{rules}
+
+Customer question: "{question}"
+{%- if var('response_scope_hint') %}
+Note: {scope_note}
+{%- endif %}
+
+Work through these steps before you answer:
+1. Analyse the question: what does the customer need?
+2. Decide if it is in scope (accounts, cards, payments, transfers, general money guidance) or out of scope (investment, tax or legal advice, market predictions, other people's data).
+3. Draft an answer that follows each rule above; if it is out of scope, decline politely (rule P08) and offer what the bank can help with.
+4. Check the draft is safe and compliant: no investment advice, no predictions, never ask for a PIN or password.
+5. Revise it: warm, plain words, at most five short sentences.
+6. Output only the final answer, in "content".
+{%- endmacro %}
+
+
+{% macro response_prompt(question='question', in_scope='in_scope', rules='rules_text') -%}
+{{ prompt_sql(response_prompt_template(), {
+    'question': question,
+    'rules': rules,
+    'scope_note': "case when " ~ in_scope ~ " then 'this question is in scope.' "
+                  ~ "else 'this question is OUT OF SCOPE: decline it politely.' end",
+}) }}
+{%- endmacro %}
+
+
+{#- Step 3's responseFormat, in both spellings (the DDL string is the same in both dialects). -#}
+{% macro response_format() -%}
+'STRUCT<content: STRING>'
+{%- endmacro %}
+
+
+
+
+{#- A constant dict as a DuckDB struct literal / as Databricks named_struct(...). -#}
+{% macro struct_literal(values) -%}
+{ {%- for key, value in values.items() -%}'{{ key }}': {{ value }}{{ ', ' if not loop.last }}{%- endfor -%} }
+{%- endmacro %}
+
+{% macro named_struct_literal(values) -%}
+named_struct({%- for key, value in values.items() -%}'{{ key }}', {{ value }}{{ ', ' if not loop.last }}{%- endfor -%})
+{%- endmacro %}
+
+
+{#- What decides an answer besides the prompt: a row whose prompt || generation_tag changed is
+    generated again by the incremental models. No quote characters in it, so that the SQL literal
+    is spelled the same in DuckDB and Databricks SQL. -#}
+{% macro question_generation_tag() -%}
+{{ return((var('question_endpoint') ~ '|' ~ question_response_format() ~ '|' ~ tojson(question_parameters())
+          ~ '|seed_questions=' ~ var('include_seed_questions') ~ '|max_words=' ~ var('question_max_words'))
+          | replace("'", "")) }}
+{%- endmacro %}
+
+{% macro response_generation_tag() -%}
+{{ return((var('response_endpoint') ~ '|' ~ response_format() ~ '|' ~ tojson(response_parameters()))
+          | replace("'", "")) }}
+{%- endmacro %}

@@ -1,0 +1,22 @@
+-- Step 4: one conversation per (question, response): `messages` = optional system turn (var
+-- system_prompt) + user + assistant, roles checked at compile time (macros/chat.sql); a
+-- deterministic train/eval split; lineage to the seed row and to the ai_query cache rows
+-- (sqlsynth.cache.key, also sqlsynth.calls.key) that produced each message.
+{{ config(materialized='table') }}
+
+select
+    r.question_id                                   as conversation_id,
+    {{ chat_messages('r.question', 'r.response') }} as messages,
+    {{ split_of('r.question_id') }}                 as split,
+    q.seed_id,
+    s.topic,
+    s.in_scope,
+    q.origin,
+    {{ ai_cache_key(var('question_endpoint'), 'q.question_prompt', question_response_format(),
+                    question_parameters()) }}        as question_cache_key,
+    {{ ai_cache_key(var('response_endpoint'), 'r.prompt', response_format(),
+                    response_parameters()) }}        as response_cache_key
+from {{ ref('synth_responses') }} as r
+join {{ ref('synth_questions') }} as q on q.question_id = r.question_id
+join {{ ref('stg_seed_examples') }} as s on s.seed_id = q.seed_id   -- seeds deleted since: gone
+order by conversation_id

@@ -1,0 +1,45 @@
+-- Step 3: the teacher's answer to every question (var response_endpoint), structured output
+-- STRUCT<content: STRING>, temperature/max_tokens from vars. Decoupled from step 2: tune either
+-- prompt alone. Incremental: only questions whose prompt or settings are new are sent.
+-- synth_responses_databricks.sql is the same model in Databricks SQL.
+{{ config(materialized='incremental', unique_key='question_id', incremental_strategy='delete+insert') }}
+{%- set tag = response_generation_tag() %}
+
+with prompts as (
+    select *, md5(prompt || {{ sql_string(tag) }}) as generation_key
+    from {{ ref('response_prompts') }}
+),
+
+todo as (
+    select * from prompts
+    {%- if is_incremental() %}
+    where generation_key not in (select generation_key from {{ this }})
+    {%- endif %}
+),
+
+answered as (
+    select todo.*,
+           ai_query({{ sql_string(var('response_endpoint')) }}, prompt,
+                    responseFormat := {{ response_format() }},
+                    modelParameters := {{ struct_literal(response_parameters()) }},
+                    failOnError := false) as answer
+    from todo
+),
+
+responses as (
+    select *, trim(answer.result.content) as response
+    from answered
+    where answer.errorMessage is null
+)
+
+select
+    question_id,
+    seed_id,
+    question,
+    response,
+    {{ chat_messages('question', 'response', system='') }} as messages,
+    cast(to_json({{ struct_literal(response_parameters()) }}) as varchar) as model_parameters,
+    prompt,
+    generation_key
+from responses
+where response <> ''
