@@ -93,3 +93,21 @@ def test_server_faults_after_retries_fail_the_model_with_the_numbers(tmp_path):
         done = cli(project, "run", "-s", "questions")
     assert done.returncode == 1
     assert "failed for 4 of 4 rows" in done.stdout + done.stderr
+
+
+def test_pydantic_model_from_udfs_as_response_format(tmp_path):
+    with stub() as server:
+        project = make_project(tmp_path, server.url)
+        (project / "udfs").mkdir()
+        (project / "udfs" / "formats.py").write_text(
+            "from pydantic import BaseModel, field_validator\n\n"
+            "class Questions(BaseModel):\n"
+            "    reasoning: str\n"
+            "    questions: list[str]\n\n"
+            "    @field_validator('questions')\n"
+            "    @classmethod\n"
+            "    def keep_two(cls, value):\n"
+            "        return value[:2]\n")
+        shown = cli(project, "show", "select ai_query('teacher', 'x', responseFormat := 'Questions') as r")
+    assert shown.returncode == 0, shown.stderr
+    assert "questions0" in shown.stdout and "questions2" not in shown.stdout
