@@ -98,7 +98,7 @@ def measure_rss(argv: list[str], cwd: Path | None = None) -> tuple[float, int, f
     """(wall seconds, peak RSS bytes, CPU seconds) of one child process."""
     start = time.perf_counter()
     proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out = proc.stdout.read()
+    proc.stdout.read()
     err = proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start

@@ -8,12 +8,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers import build, statuses
-from helpers import query as query_db
 
 from sqlsynth.api import Options, compile_nodes, show
 from sqlsynth.testing.openai_server import OpenAIServer, ServerConfig
 from training.data import read_records
+
+from helpers import build, statuses
+from helpers import query as query_db
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -65,7 +66,7 @@ def test_ingest_export_index_retrieve_and_answer(gardening):
     rows = query(root, "select question_id, chunks_retrieved, chunks_dropped, context_tokens, prompt, answer "
                        "from grounded_answers order by question_id")
     assert len(rows) == 5
-    for _, retrieved, dropped, tokens, prompt, answer in rows:
+    for _, retrieved, _dropped, tokens, prompt, answer in rows:
         assert retrieved == 3 and prompt.startswith("Knowing this context:\n")
         assert answer == f"reply: {prompt}"  # the stub echoes the prompt it received
         assert tokens <= 300 - 96 - 32

@@ -3,10 +3,11 @@
 import math
 
 import pytest
-from helpers import build, statuses
 
 from sqlsynth.api import Options, show
 from sqlsynth.errors import SqlsynthError
+
+from helpers import build, statuses
 
 DOCS = """id,question,answer,topic
 1,How often should I water tomatoes in pots?,Water potted tomatoes deeply once a day in summer.,watering

@@ -4,11 +4,12 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from helpers import build, query
 
 from sqlsynth.corpus import readers
 from sqlsynth.corpus.errors import XmlSeedError
 from sqlsynth.corpus.readers import read_stack_exchange_xml
+
+from helpers import build, query
 
 FIXTURE_POSTS = Path(__file__).parent / "fixtures" / "corpus" / "gardening" / "seeds" / "Posts.xml"
 HEAD = '<?xml version="1.0" encoding="utf-8"?>\n<posts>\n'

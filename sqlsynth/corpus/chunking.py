@@ -80,7 +80,7 @@ def split(text: str, offsets: list[tuple[int, int]], max_tokens: int, overlap: i
 
 def chunk_texts(tokenizer: Any, texts: list[str | None], max_tokens: list[int | None],
                 overlaps: list[int | None]) -> list[list[str] | None]:
-    for limit, overlap in set(zip(max_tokens, overlaps)):
+    for limit, overlap in set(zip(max_tokens, overlaps, strict=True)):
         check_chunk_arguments(limit, overlap)
     present = [i for i, t in enumerate(texts) if t is not None]
     out: list[list[str] | None] = [None] * len(texts)

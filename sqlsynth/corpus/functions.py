@@ -74,7 +74,7 @@ class CorpusFunctions:
                 continue
             rows = [i for i, r in enumerate(refs) if r == ref]
             tokenizer = models.load_tokenizer(ref, self.endpoints, self.project_dir)
-            for i, n in zip(rows, models.count_tokens(tokenizer, [texts[i] for i in rows])):
+            for i, n in zip(rows, models.count_tokens(tokenizer, [texts[i] for i in rows]), strict=True):
                 out[i] = n
         return pa.array(out, type=pa.int32())
 
@@ -106,7 +106,7 @@ class CorpusFunctions:
         names, texts, ks = _pylist(collections), _pylist(queries), _pylist(ks)
         out: list[list[dict] | None] = [None] * len(texts)
         groups: dict[tuple[str, int], list[int]] = {}
-        for i, (name, text, k) in enumerate(zip(names, texts, ks)):
+        for i, (name, text, k) in enumerate(zip(names, texts, ks, strict=True)):
             if name is None or text is None or k is None:
                 continue
             if k <= 0:
@@ -114,7 +114,7 @@ class CorpusFunctions:
                                   hint="ask for at least one chunk, e.g. retrieve('docs', question, 4)")
             groups.setdefault((name, int(k)), []).append(i)
         for (name, k), rows in groups.items():
-            for i, hits in zip(rows, self._search(name, [texts[i] for i in rows], k)):
+            for i, hits in zip(rows, self._search(name, [texts[i] for i in rows], k), strict=True):
                 out[i] = hits
         return pa.array(out, type=pa.list_(pa.struct([("id", pa.string()), ("text", pa.string()),
                                                        ("distance", pa.float64())])))
@@ -133,8 +133,8 @@ class CorpusFunctions:
         found = collection.query(query_embeddings=vectors, n_results=min(k, size),
                                  include=["documents", "distances"])
         by_query = {}
-        for q, ids, docs, dists in zip(unique, found["ids"], found["documents"], found["distances"]):
-            by_query[q] = [{"id": i, "text": d, "distance": float(x)} for i, d, x in zip(ids, docs, dists)]
+        for q, ids, docs, dists in zip(unique, found["ids"], found["documents"], found["distances"], strict=True):
+            by_query[q] = [{"id": i, "text": d, "distance": float(x)} for i, d, x in zip(ids, docs, dists, strict=True)]
         return [by_query[q] for q in queries]
 
     # -- prompts and the context window --------------------------------------------------------------
@@ -145,7 +145,7 @@ class CorpusFunctions:
 
         rows, budgets, refs = _pylist(chunks), _pylist(budgets), _pylist(models_column)
         out: list[dict | None] = []
-        for row, budget, ref in zip(rows, budgets, refs):
+        for row, budget, ref in zip(rows, budgets, refs, strict=True):
             if row is None or budget is None or ref is None:
                 out.append(None)
                 continue
@@ -154,7 +154,7 @@ class CorpusFunctions:
                              key=lambda c: (c["distance"] is None, c["distance"] or 0.0))
             counts = models.count_tokens(tokenizer, [c["text"] for c in ordered])
             kept, used = [], 0
-            for chunk, n in zip(ordered, counts):
+            for chunk, n in zip(ordered, counts, strict=True):
                 cost = n + (SEPARATOR_TOKENS if kept else 0)
                 if used + cost > budget:
                     break  # everything from here on is less similar: dropped

@@ -88,7 +88,7 @@ def existing_hashes(collection: Any, page: int = 5000) -> dict[str, str]:
     offset = 0
     while True:
         got = collection.get(include=["metadatas"], limit=page, offset=offset)
-        for id_, meta in zip(got["ids"], got["metadatas"] or []):
+        for id_, meta in zip(got["ids"], got["metadatas"] or [], strict=False):
             out[id_] = (meta or {}).get(HASH_KEY, "")
         if len(got["ids"]) < page:
             return out

@@ -89,7 +89,7 @@ def _rows(cur: Any, relation: str, s: dict[str, Any], path: str) -> tuple[list[t
 
 def _metadata(row: tuple, s: dict[str, Any], digest: str) -> dict[str, Any]:
     out: dict[str, Any] = {store.HASH_KEY: digest}
-    for name, value in zip(s["metadata"], row[3:]):
+    for name, value in zip(s["metadata"], row[3:], strict=True):
         if value is None:
             continue
         out[name] = value if isinstance(value, (str, int, float, bool)) else str(value)
