@@ -153,3 +153,12 @@ def test_empty_corpus_is_an_error(make_project):
     report = build(root)
     assert statuses(report)["idx"] == "error"
     assert "nothing to index: the model returned 0 rows" in next(r.message for r in report.results if r.name == "idx")
+
+
+def test_a_failing_index_build_keeps_the_previous_table_and_collection(faq):
+    assert build(faq).success
+    (faq / "models" / "faq_index.sql").write_text(INDEX + "where id > 100\n")
+    report = build(faq, "run")
+    assert not report.success and "nothing to index" in report.results[0].message
+    assert sql(faq, "select count(*) from faq_index") == [(4,)]
+    assert len(sql(faq, "select retrieve('faq', 'roses', 10)")[0][0]) == 4

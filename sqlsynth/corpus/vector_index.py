@@ -97,33 +97,49 @@ def _metadata(row: tuple, s: dict[str, Any], digest: str) -> dict[str, Any]:
 
 
 def build_vector_index(ctx: BuildContext) -> BuildResult:
+    """Sync the Chroma collection from the model's rows, then swap the DuckDB table in.
+
+    The rows are staged in a temp table first: a model that cannot be indexed (bad config, an empty
+    corpus, duplicate ids) leaves both the previous table and the previous collection as they were.
+    """
     node, cur = ctx.node, ctx.cur
-    rows_in_table = _build_table_from(ctx, ctx.sql)
-    columns = [name for name, _ in ctx.db.columns(node.schema, node.alias)]
-    s = _settings(ctx, columns)
-    rows, blank = _rows(cur, node.relation.render(), s, node.original_file_path)
-    if not rows:
-        raise CorpusError(f"nothing to index: the model returned {rows_in_table} rows"
-                          + (f", all with a NULL or blank {s['search']}" if rows_in_table else ""),
-                          path=node.original_file_path,
-                          hint="an empty corpus: check the seed/source and the filters upstream "
-                               "(e.g. the min_score/max_body_chars vars)")
+    staged = quote(f"{node.alias}__sqlsynth_index")
+    cur.execute(f"create or replace temp table {staged} as\n{ctx.sql}")
+    try:
+        columns = [d[0] for d in cur.execute(f"select * from {staged} limit 0").description]
+        s = _settings(ctx, columns)
+        rows, blank = _rows(cur, staged, s, node.original_file_path)
+        if not rows:
+            total = cur.execute(f"select count(*) from {staged}").fetchall()[0][0]
+            raise CorpusError(f"nothing to index: the model returned {total} rows"
+                              + (f", all with a NULL or blank {s['search']}" if total else ""),
+                              path=node.original_file_path,
+                              hint="an empty corpus: check the seed/source and the filters upstream "
+                                   "(e.g. the min_score/max_body_chars vars)")
+        summary = _sync(ctx, s, rows, blank)
+        _build_table_from(ctx, f"select * from {staged}")
+    finally:
+        cur.execute(f"drop table if exists {staged}")
+    return BuildResult(len(rows), summary)
+
+
+def _sync(ctx: BuildContext, s: dict[str, Any], rows: list[tuple], blank: int) -> str:
+    """Upsert new/changed rows (embedding only those), delete vanished ids; the summary message."""
     target = ctx.db.project.target_dir
     identity = models.model_identity(s["model_dir"])
-    collection, existing = _open(target, s["collection"], identity, node.name, ctx.full_refresh)
+    collection, existing = _open(target, s["collection"], identity, ctx.node.name, ctx.full_refresh)
     wanted = {r[0]: (r, _hash(r[1], r[2], r[3:])) for r in rows}
     todo = [(r, digest) for id_, (r, digest) in wanted.items() if existing.get(id_) != digest]
     stale = [id_ for id_ in existing if id_ not in wanted]
     embedder = models.load_embedder(str(s["model_dir"])) if todo else None
     started = time.perf_counter()
-    if todo:
-        limit = min(store.max_batch(target), EMBED_BATCH * 8)
-        for start in range(0, len(todo), limit):
-            part = todo[start:start + limit]
-            vectors = models.encode(embedder, [r[1] for r, _ in part], batch_size=64)
-            collection.upsert(ids=[r[0] for r, _ in part], embeddings=vectors,
-                              documents=[r[2] if r[2] is not None else "" for r, _ in part],
-                              metadatas=[_metadata(r, s, digest) for r, digest in part])
+    limit = min(store.max_batch(target), EMBED_BATCH * 8)
+    for start in range(0, len(todo), limit):
+        part = todo[start:start + limit]
+        vectors = models.encode(embedder, [r[1] for r, _ in part], batch_size=64)
+        collection.upsert(ids=[r[0] for r, _ in part], embeddings=vectors,
+                          documents=[r[2] if r[2] is not None else "" for r, _ in part],
+                          metadatas=[_metadata(r, s, digest) for r, digest in part])
     for start in range(0, len(stale), 5000):
         collection.delete(ids=stale[start:start + 5000])
     elapsed = time.perf_counter() - started
@@ -133,7 +149,7 @@ def build_vector_index(ctx: BuildContext) -> BuildResult:
     if blank:
         parts.append(f"{blank:,} blank skipped")
     rate = f", {len(todo) / elapsed:,.0f} docs/s" if todo and elapsed > 0 else ""
-    return BuildResult(len(rows), f"{', '.join(parts)} → collection '{s['collection']}'{rate}")
+    return f"{', '.join(parts)} → collection '{s['collection']}'{rate}"
 
 
 def _open(target: Path, name: str, identity: str, node_name: str, full_refresh: bool) -> tuple[Any, dict[str, str]]:
