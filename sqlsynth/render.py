@@ -37,6 +37,29 @@ class _MacroReturn(Exception):
         self.value = value
 
 
+def _install_macro_return() -> None:
+    """dbt's `{{ return(x) }}`: the innermost macro call returns x.
+
+    Caught in every jinja Macro invocation (not only at our namespace boundary), because a macro that
+    calls another macro of the same file calls it directly, not through the namespace.
+    """
+    original = jinja2.runtime.Macro._invoke
+    if getattr(original, "_sqlsynth", False):
+        return
+
+    def invoke(self, arguments, autoescape):
+        try:
+            return original(self, arguments, autoescape)
+        except _MacroReturn as ret:
+            return ret.value
+
+    invoke._sqlsynth = True
+    jinja2.runtime.Macro._invoke = invoke
+
+
+_install_macro_return()
+
+
 @dataclass
 class Relation:
     """A database relation as rendered into SQL; attributes follow dbt's (schema, identifier, name)."""
@@ -131,19 +154,8 @@ class Renderer:
         for name in dir(module):
             value = getattr(module, name)
             if isinstance(value, jinja2.runtime.Macro):
-                self.namespace[name] = self._wrap_macro(value)
+                self.namespace[name] = value
                 self.macros[name] = path
-
-    @staticmethod
-    def _wrap_macro(macro: jinja2.runtime.Macro) -> Callable:
-        def call(*args, **kwargs):
-            try:
-                return macro(*args, **kwargs)
-            except _MacroReturn as ret:
-                return ret.value
-        call.__name__ = macro.name
-        call.macro = macro
-        return call
 
     def has_macro(self, name: str) -> bool:
         return name in self.macros

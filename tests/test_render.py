@@ -16,6 +16,8 @@ def test_context_functions(make_project, monkeypatch):
             {% macro times(x, k) %}({{ x }} * {{ k }}){% endmacro %}
             {% macro twice(x) %}{{ times(x, 2) }}{% endmacro %}
             {% macro pick() %}{{ return('picked') }}{% endmacro %}
+            {% macro values() %}{{ return([1, 2, 3]) }}{% endmacro %}
+            {% macro total() %}{{ values() | sum }}{% endmacro %}
         """,
         "models/src.sql": "{{ config(materialized='table', tags=['x']) }}\nselect 1 as id",
         "models/m.sql": """
@@ -29,12 +31,13 @@ def test_context_functions(make_project, monkeypatch):
               '{{ this.name }}' as me,
               '{{ pick() }}' as picked,
               {{ var('absent', 7) }} as dflt,
-              '{{ config.get('materialized') }}' as mat
+              '{{ config.get('materialized') }}' as mat,
+              {{ total() }} as total
             from {{ ref('src') }}
         """,
     })
     assert build(root, "run").success
-    assert query(root, "select * from m") == [("a", "b", 6, "hello", "fallback", "m", "picked", 7, "table")]
+    assert query(root, "select * from m") == [("a", "b", 6, "hello", "fallback", "m", "picked", 7, "table", 6)]
 
 
 def test_cli_vars_override(make_project):
