@@ -184,7 +184,7 @@ def load_model(model_ref: str, device: str | None = None) -> LoadedModel:
     """The loaded model for a model reference, loading it on first use (thread-safe)."""
     import_torch()
     model_dir = resolve_model_dir(model_ref)
-    device = device or best_device()
+    device = best_device() if device in (None, "", "auto") else device
     key = (str(model_dir.resolve()), device)
     with _MODELS_LOCK:
         if key not in _MODELS:
