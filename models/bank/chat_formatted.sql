@@ -12,8 +12,9 @@ select
     s.topic,
     s.in_scope,
     q.origin,
+    case when q.origin = 'generated' then   -- the hand-written seed questions had no LLM call
     {{ ai_cache_key(var('question_endpoint'), 'q.question_prompt', question_response_format(),
-                    question_parameters()) }}        as question_cache_key,
+                    question_parameters()) }} end    as question_cache_key,
     {{ ai_cache_key(var('response_endpoint'), 'r.prompt', response_format(),
                     response_parameters()) }}        as response_cache_key
 from {{ ref('synth_responses') }} as r

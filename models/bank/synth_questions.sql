@@ -18,7 +18,7 @@ todo as (
     {%- endif %}
 ),
 
-answered as (
+answered as materialized (  -- one ai_query evaluation per row, however often it is referenced
     select todo.*,
            ai_query({{ sql_string(var('question_endpoint')) }}, prompt,
                     responseFormat := {{ question_response_format() }},

@@ -17,7 +17,7 @@ todo as (
     {%- endif %}
 ),
 
-answered as (
+answered as materialized (  -- one ai_query evaluation per row, however often it is referenced
     select todo.*,
            ai_query({{ sql_string(var('response_endpoint')) }}, prompt,
                     responseFormat := {{ response_format() }},
