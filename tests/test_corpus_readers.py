@@ -132,3 +132,14 @@ def test_streams_in_batches(tmp_path, monkeypatch):
     reader = read_stack_exchange_xml(path, "seeds/Posts.xml", {})
     sizes = [batch.num_rows for batch in reader]
     assert sum(sizes) == 100 and len(sizes) > 5
+
+
+def test_error_found_while_duckdb_streams_the_file_names_line_and_column(make_project, monkeypatch):
+    monkeypatch.setattr(readers, "BATCH_ROWS", 4)
+    monkeypatch.setattr(readers, "CHUNK_BYTES", 64)
+    rows = "".join(f'<row Id="{i}" PostTypeId="1"/>\n' for i in range(1, 30))
+    root = make_project({"seeds/Posts.xml": HEAD + rows + '<row Id="x" PostTypeId="1"/>\n</posts>\n'})
+    report = build(root, "seed")
+    assert not report.success
+    message = report.results[0].message
+    assert 'seeds/Posts.xml:32:1: attribute Id="x" is not a valid BIGINT' in message
