@@ -120,3 +120,17 @@ def test_strict_mode_only_for_closed_schemas():
 
     assert strict_compatible(parse_response_format("STRUCT<a: STRING, b: ARRAY<STRUCT<c: INT>>>").json_schema)
     assert not strict_compatible({"type": "object", "properties": {"a": {"type": "string"}}})
+
+
+def test_tokens_per_minute_bucket_waits_for_refill():
+    import asyncio
+
+    limiter = RateLimiter(requests_per_minute=None, tokens_per_minute=600)  # 10 tokens/s
+
+    async def spend() -> float:
+        await limiter.acquire(600)  # the full first minute's worth, at once
+        started = time.perf_counter()
+        await limiter.acquire(3)  # needs 0.3 s of refill
+        return time.perf_counter() - started
+
+    assert 0.25 <= asyncio.run(spend()) < 1.0
