@@ -105,13 +105,12 @@ def test_concurrency_is_bounded_by_max_concurrency():
 
 
 def test_requests_per_minute_limit_spaces_requests():
-    limiter = RateLimiter(requests_per_minute=600, tokens_per_minute=None)  # one per 100 ms
     with stub() as server:
-        b = backend(server.url, requests_per_minute=600)
+        b = backend(server.url, requests_per_minute=600)  # one request per 100 ms
         started = time.perf_counter()
         ask(b, ["a", "b", "c", "d"])
         elapsed = time.perf_counter() - started
-    assert elapsed >= 0.3 and limiter.rpm == 600
+    assert elapsed >= 0.3
 
 
 def test_strict_mode_only_for_closed_schemas():
