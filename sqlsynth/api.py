@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -129,6 +130,8 @@ def show(options: Options, target: str, limit: int) -> tuple[list[str], list[tup
         try:
             if node is not None and node.materialized != "ephemeral":
                 sql = f"select * from {node.relation}"
+            elif node is None and re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)?", target.strip()):
+                sql = f"select * from {target.strip()}"  # a relation that is not a node (disabled, sqlsynth.cache)
             else:
                 sql = compiler.compile(node) if node is not None else _inline_sql(project, compiler, target)
         finally:

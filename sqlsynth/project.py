@@ -135,7 +135,10 @@ class Project:
                 "declare it under sources: in a .yml file in models/")
             raise ProjectError(f"unknown source '{source_name}.{table_name}'", hint=hint)
         if node.external_location:
-            location = node.external_location.format(name=node.name, identifier=node.alias)
+            location = node.external_location
+            if "{{" in location:  # e.g. "{{ var('data_dir', '../data') }}/events.csv"
+                location = self.renderer.render_nested(location)
+            location = location.replace("{name}", node.name).replace("{identifier}", node.alias)
             if "://" not in location and not Path(location).is_absolute():
                 location = str(self.dir / location)  # relative to the project, not the working dir
             return _external_reader(location)

@@ -184,6 +184,10 @@ class Renderer:
         finally:
             self._local.state = None
 
+    def render_nested(self, text: str) -> str:
+        """Render a small template (e.g. a source's external_location) inside the current render."""
+        return self.env.from_string(text).render(self.namespace)
+
     def call_macro(self, name: str, state: RenderState, **kwargs) -> str:
         """Call a macro (e.g. a generic test) as if from a template of ``state.path``."""
         self._local.state = state

@@ -201,9 +201,10 @@ class Runner:
         if self.build_mode:
             tests_of: dict[str, list[str]] = {}
             for uid in selected:
-                node = self.project.nodes[uid]
-                if node.resource_type == "test" and node.attached_node in chosen:
-                    tests_of.setdefault(node.attached_node, []).append(uid)
+                if self.project.nodes[uid].resource_type == "test":
+                    # generic and singular tests alike guard every node they read
+                    for parent in parents[uid]:
+                        tests_of.setdefault(parent, []).append(uid)
             for uid in selected:
                 if self.project.nodes[uid].resource_type == "test":
                     continue

@@ -1,0 +1,31 @@
+-- The held-out set: questions of the eval split (never trained on), a fixed sample of real customer
+-- questions from banking77 (all in scope), and out-of-scope questions generated for evaluation.
+{{ eval_config() }}
+
+with eval_split as (
+    select c.conversation_id as question_id, r.question, 'eval_split' as source, c.topic, c.in_scope
+    from {{ ref('chat_formatted') }} as c
+    join {{ ref('synth_responses') }} as r on r.question_id = c.conversation_id
+    where c.split = 'eval'
+    order by md5({{ sql_string(var('eval_sample_salt', 'eval_v1')) }} || c.conversation_id)
+    limit {{ var('eval_split_n', 12) }}
+),
+
+real_customers as (
+    select md5('banking77|' || text) as question_id, text as question, 'banking77' as source,
+           category as topic, true as in_scope
+    from {{ source('banking77', 'test') }}
+    order by md5({{ sql_string(var('eval_sample_salt', 'eval_v1')) }} || text)
+    limit {{ var('eval_banking77_n', 8) }}
+),
+
+generated_out_of_scope as (
+    select question_id, question, 'generated_oos' as source, topic, false as in_scope
+    from {{ ref('eval_oos_questions') }}
+)
+
+select * from eval_split
+union all by name
+select * from real_customers
+union all by name
+select * from generated_out_of_scope

@@ -1,0 +1,120 @@
+"""Evaluation models (models/eval, issue 7) against the local OpenAI-compatible stub server:
+metrics SQL recomputed from the per-answer rows, the decontamination check failing the build, and the
+report showing the metrics table's numbers."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+import shutil
+
+import duckdb
+import pytest
+from test_bank_pipeline import copy_project
+
+from sqlsynth.testing.openai_server import OpenAIServer, ServerConfig
+
+from conftest import SHARED, run_cli
+
+EVAL_VARS = ("question_endpoint: stub, response_endpoint: stub, run_eval: true, eval_base_endpoint: stub, "
+             "eval_student_endpoint: stub, eval_judge_endpoint: stub, eval_banking77_n: 5, eval_split_n: 6")
+
+
+@pytest.fixture(scope="module")
+def stub():
+    with OpenAIServer(ServerConfig()) as server:
+        yield server
+
+
+def _vars(**extra) -> str:
+    more = "".join(f", {k}: {v}" for k, v in extra.items())
+    return "{" + EVAL_VARS + more + "}"
+
+
+def _rows(project, sql):
+    con = duckdb.connect(str(project / "target/bank_assistant.duckdb"), read_only=True)
+    try:
+        result = con.execute(sql)
+        columns = [d[0] for d in result.description]
+        return [dict(zip(columns, row, strict=True)) for row in result.fetchall()]
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def evaluated(stub, tmp_path_factory):
+    project = copy_project(tmp_path_factory.mktemp("eval") / "bank", stub.url)
+    banking77 = SHARED / "data" / "banking77"
+    result = run_cli("build", "--vars", _vars(banking77_dir=str(banking77)), cwd=project, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return project
+
+
+def test_held_out_set_has_every_source_and_no_training_question(evaluated):
+    questions = _rows(evaluated, "select * from eval_questions")
+    sources = {q["source"] for q in questions}
+    assert sources == {"eval_split", "banking77", "generated_oos"}
+    assert all(q["in_scope"] for q in questions if q["source"] == "banking77")
+    assert not any(q["in_scope"] for q in questions if q["source"] == "generated_oos")
+    train = {m["content"] for line in (evaluated / "target/exports/chat_train.jsonl").read_text().splitlines()
+             for m in json.loads(line)["messages"] if m["role"] == "user"}
+    assert not train & {q["question"] for q in questions}
+
+
+def test_metrics_equal_a_recomputation_from_the_answers(evaluated):
+    graded = _rows(evaluated, "select * from eval_judgements")
+    metrics = {m["contestant"]: m for m in _rows(evaluated, "select * from eval_metrics")}
+    assert set(metrics) == {"base_no_rules", "base_with_rules", "finetuned_no_rules", "teacher"}
+    for name, m in metrics.items():
+        rows = [g for g in graded if g["contestant"] == name]
+        refused = [g["refused_by_phrase"] or bool(g["judge_refused"]) for g in rows]
+        in_scope = [1 - r for g, r in zip(rows, refused, strict=True) if g["in_scope"]]
+        out_scope = [float(r) for g, r in zip(rows, refused, strict=True) if not g["in_scope"]]
+        assert m["n_answers"] == len(rows)
+        assert math.isclose(m["in_scope_answer_rate"], sum(in_scope) / len(in_scope))
+        assert math.isclose(m["out_of_scope_refusal_rate"], sum(out_scope) / len(out_scope))
+        assert math.isclose(m["prompt_tokens_per_call"], sum(g["prompt_tokens"] for g in rows) / len(rows))
+        assert all(g["latency_ms"] is not None and g["latency_ms"] > 0 for g in rows)
+    baseline = metrics["base_with_rules"]
+    student = metrics["finetuned_no_rules"]
+    # the point of fine-tuning: the same questions without the rules prompt cost far fewer tokens
+    assert student["prompt_tokens_per_call"] < baseline["prompt_tokens_per_call"] / 5
+    assert math.isclose(student["prompt_tokens_vs_baseline"],
+                        student["prompt_tokens_per_call"] / baseline["prompt_tokens_per_call"])
+
+
+def test_report_shows_the_metrics_table(evaluated):
+    result = run_cli("report", "--vars", _vars(), cwd=evaluated)
+    assert result.returncode == 0, result.stderr
+    page = (evaluated / "target/report/index.html").read_text()
+    import html
+    embedded = json.loads(html.unescape(re.search(r'id="metrics-data">(.*?)</script>', page, re.S).group(1)))
+    rows = _rows(evaluated, "select * from eval_metrics")
+    assert len(embedded["rows"]) == len(rows) == 4
+    by_name = {r[0]: r for r in embedded["rows"]}
+    for row in rows:
+        assert by_name[row["contestant"]] == [None if v is None else v for v in row.values()]
+    assert "Example answers" in page
+
+
+def test_decontamination_fails_the_build(evaluated, stub, tmp_path):
+    project = tmp_path / "bank"
+    shutil.copytree(evaluated, project)
+    train_question = next(m["content"] for line in (project / "target/exports/chat_train.jsonl").read_text().splitlines()
+                          for m in json.loads(line)["messages"] if m["role"] == "user")
+    leaked = tmp_path / "banking77"
+    leaked.mkdir()
+    with open(leaked / "test.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "category"])
+        writer.writerow([train_question.upper() + "!", "leaked"])  # a normalised duplicate
+        writer.writerow(["What is the weather like on Mars today?", "unrelated"])
+    result = run_cli("build", "-s", "tag:eval", "--vars", _vars(banking77_dir=str(leaked)), cwd=project)
+    assert result.returncode == 1
+    assert "FAIL" in result.stderr and "eval_decontamination" in result.stderr
+    data = json.loads((project / "target/run_results.json").read_text())
+    status = {r["unique_id"].split(".")[-1]: r["status"] for r in data["results"]}
+    assert status["eval_decontamination"] == "fail"
+    assert status["eval_answers"] == "skipped"
