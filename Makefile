@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lint bench clean
+.PHONY: install demo eval test test-fast lint bench clean
 
 install: $(STAMP)
 
@@ -20,6 +20,21 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: install
 	$(VENV)/bin/sqlsynth build
+
+# Evaluation end to end on CPU: the pipeline, a short LoRA fine-tune of the bundled student on the
+# train split, every contestant on the held-out set, the judge, metrics, then target/report/index.html.
+EVAL_STEPS ?= 40
+STUDENT    := target/student
+
+eval: demo $(STUDENT)/training_summary.json
+	$(VENV)/bin/sqlsynth build -s tag:eval --vars '{run_eval: true}'
+	$(VENV)/bin/sqlsynth report
+
+$(STUDENT)/training_summary.json: target/exports/chat_train.jsonl
+	$(PY) -m training.trainer --input-model smollm2-135m-instruct \
+		--training-dataset target/exports/chat_train.jsonl --local-output-dir $(STUDENT) \
+		--lora --max-steps $(EVAL_STEPS) --per-device-train-batch-size 4 --max-seq-len 384 \
+		--logging-steps 5 --eval-steps 20 --save-steps 20 --test-size 0.1
 
 test: install
 	$(VENV)/bin/pytest -q

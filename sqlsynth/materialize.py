@@ -208,6 +208,18 @@ def _reader(path: Path, fmt: str) -> str:
     return f"read_parquet({literal})"
 
 
+def _same_content(a: Path, b: Path) -> bool:
+    if not b.exists() or a.stat().st_size != b.stat().st_size:
+        return False
+    with a.open("rb") as fa, b.open("rb") as fb:
+        while True:
+            chunk = fa.read(1 << 20)
+            if chunk != fb.read(1 << 20):
+                return False
+            if not chunk:
+                return True
+
+
 def build_external(ctx: BuildContext) -> BuildResult:
     """COPY the query to a file (written aside, then renamed) and expose it as a view over the file."""
     node, cur = ctx.node, ctx.cur
@@ -219,7 +231,8 @@ def build_external(ctx: BuildContext) -> BuildResult:
     literal = "'" + str(tmp_path).replace("'", "''") + "'"
     try:
         result = cur.execute(f"copy (\n{ctx.sql}\n) to {literal} ({options[EXPORT_FORMATS[fmt]]})").fetchall()
-        os.replace(tmp_path, path)
+        if not _same_content(tmp_path, path):  # unchanged exports keep their mtime (make, trainers)
+            os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()

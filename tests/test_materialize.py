@@ -135,3 +135,15 @@ def test_threads_build_independent_branches(make_project):
     assert report.success
     assert statuses(report)["all"] == "success"
     assert query(root, "select sum(id) from \"all\"") == [(28,)]
+
+
+def test_unchanged_export_keeps_its_mtime(make_project):
+    import os
+    root = make_project({"models/e.sql": "{{ config(materialized='external', format='csv') }}\nselect {{ var('v', 1) }} as x"})
+    assert build(root, "run").success
+    path = root / "target/exports/e.csv"
+    os.utime(path, (1_000_000, 1_000_000))
+    assert build(root, "run").success
+    assert path.stat().st_mtime == 1_000_000
+    assert build(root, "run", vars={"v": 2}).success
+    assert path.stat().st_mtime > 1_000_000 and path.read_text().splitlines() == ["x", "2"]
