@@ -142,4 +142,10 @@ def load_project_config(project_dir: Path) -> ProjectConfig:
         hint = ("this looks like a dbt project: copy dbt_project.yml to project.yml" if alt.exists()
                 else "run 'sqlsynth init NAME' to create a project, or pass --project-dir")
         raise ConfigError(f"no {PROJECT_FILE} in {project_dir}", hint=hint)
-    return parse_project_config(load_yaml(path, PROJECT_FILE), PROJECT_FILE)
+    config = parse_project_config(load_yaml(path, PROJECT_FILE), PROJECT_FILE)
+    for endpoint in config.endpoints.values():
+        # a local model directory given relative to the project (e.g. target/student)
+        candidate = project_dir / endpoint.model
+        if endpoint.provider == "transformers" and not Path(endpoint.model).is_absolute() and candidate.exists():
+            endpoint.model = str(candidate.resolve())
+    return config

@@ -71,3 +71,12 @@ def test_missing_project_file(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_project_config(tmp_path)
     assert "sqlsynth init" in info.value.hint
+
+
+def test_local_model_dir_relative_to_project(tmp_path):
+    (tmp_path / "target" / "student").mkdir(parents=True)
+    text = ("name: p\nendpoints:\n  student:\n    provider: transformers\n    model: target/student\n"
+            "  bundled:\n    provider: transformers\n    model: smollm2-135m-instruct\n")
+    config = load_project_config(write(tmp_path, text))
+    assert config.endpoints["student"].model == str((tmp_path / "target" / "student").resolve())
+    assert config.endpoints["bundled"].model == "smollm2-135m-instruct"
