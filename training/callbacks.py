@@ -139,7 +139,6 @@ def overfit_warning(before: tuple[int, float, float | None], now: tuple[int, flo
     step1, eval1, train1 = now
     if train0 is None or train1 is None or not (eval1 > eval0 and train1 < train0):
         return None
-    best = f"step {step0}"
     return (f"eval loss rose {eval0:.4g} → {eval1:.4g} while train loss fell {train0:.4g} → {train1:.4g} "
             f"(steps {step0} → {step1}): the model is starting to memorise the training set; "
-            f"prefer the checkpoint at {best}, fewer epochs, or more data")
+            f"prefer the checkpoint at step {step0}, fewer epochs, or more data")
