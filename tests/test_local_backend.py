@@ -101,6 +101,8 @@ def test_options_aliases_and_defaults():
     ({"num_return_sequences": 3}, ["identical", "temperature"]),
     ({"num_return_sequences": 3, "num_beams": 2}, ["num_beams"]),
     ({"seed": "abc"}, ["seed"]),
+    ({"presence_penalty": 0.5}, ["presence_penalty", "repetition_penalty"]),
+    ({"stop": 5}, ["stop"]),
 ])
 def test_bad_options_are_clear_errors(parameters, words):
     with pytest.raises(InvalidParametersError) as info:
@@ -109,6 +111,13 @@ def test_bad_options_are_clear_errors(parameters, words):
     for word in words:
         assert word in str(info.value)
     assert info.value.hint
+
+
+def test_cache_only_and_stop_parameters_are_accepted():
+    assert parse_options({"sample_id": 3}).sample_id == 3
+    assert parse_options({"stop": "\n"}).stop == ("\n",)
+    assert parse_options({"stop": ["a", "b"]}).stop == ("a", "b")
+    assert parse_options({"sample_id": 1}).group_key() == parse_options({"sample_id": 2}).group_key()
 
 
 def test_bad_endpoint_parameters_fail_at_construction(tiny_dir):
@@ -167,6 +176,17 @@ def test_sampling_settings_run(tiny_dir):
     assert all(r.error is None and r.text is not None for r in results)
     greedy = b.generate_many([ask("hello", max_tokens=5)])[0].text
     assert results[2].text == greedy  # top_k=1 sampling is greedy
+
+
+def test_stop_strings_end_plain_answers_before_them(tiny_dir):
+    b = backend(tiny_dir)
+    full = b.generate_many([ask("hi", max_tokens=16)])[0].text
+    stop = full[5:7]
+    cut = b.generate_many([ask("hi", max_tokens=16, stop=[stop, "never-there"])])[0]
+    assert cut.text == full[: full.find(stop)].strip()
+    assert cut.completion_tokens <= 16
+    structured = b.generate_many([ask("hi", CONTENT, max_tokens=8, stop='"')])[0]  # ignored for JSON
+    assert_valid(structured.text, CONTENT)
 
 
 def test_num_return_sequences_come_back_as_a_json_array(tiny_dir):

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import did_you_mean
 from .bundled import BUNDLED, LocalModelError, resolve_model_dir
@@ -67,6 +67,13 @@ class GenerationOptions(BaseModel):
     repetition_penalty: float = Field(1.0, gt=0)
     num_return_sequences: int = Field(1, ge=1, alias="n")
     seed: int | None = None
+    stop: tuple[str, ...] = Field((), description="plain text ends before the first of these strings")
+    sample_id: int | str | None = Field(None, description="cache key only: distinct samples; ignored here")
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _stop_list(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else value
 
     @property
     def sampling(self) -> bool:
@@ -87,9 +94,13 @@ class GenerationOptions(BaseModel):
 
     def group_key(self) -> tuple:
         """Requests that can share one generate() call: everything but the seed."""
-        return tuple(v for k, v in self.model_dump().items() if k != "seed") + (self.sampling,)
+        return tuple(v for k, v in self.model_dump().items() if k not in ("seed", "sample_id")) + (self.sampling,)
 
 
+_UNSUPPORTED = {  # OpenAI settings with a local counterpart
+    "presence_penalty": "the local backend has no presence_penalty: use repetition_penalty (e.g. 1.2)",
+    "frequency_penalty": "the local backend has no frequency_penalty: use repetition_penalty (e.g. 1.2)",
+}
 _ALIASES = {"max_tokens": "max_new_tokens", "max_completion_tokens": "max_new_tokens",
             "n": "num_return_sequences"}
 
@@ -122,7 +133,8 @@ def _options_error(exc: ValidationError, where: str) -> InvalidParametersError:
     key = {"max_tokens": "max_tokens/max_new_tokens", "n": "num_return_sequences"}.get(key, key)
     known = sorted(set(GenerationOptions.model_fields) | set(_ALIASES))
     if first["type"] == "extra_forbidden":
-        hint = did_you_mean(key, known) or f"the local backend accepts: {', '.join(known)}"
+        hint = (_UNSUPPORTED.get(key) or did_you_mean(key, known)
+                or f"the local backend accepts: {', '.join(known)}")
         return InvalidParametersError(f"{where}: unknown generation parameter {key!r}", hint=hint)
     value = first.get("input")
     return InvalidParametersError(f"{where}: {key}={value!r} is invalid: {first['msg']}",
@@ -525,15 +537,17 @@ def _generate(loaded: LoadedModel, jobs: list[_Job]) -> tuple[list[list[str | No
         torch.manual_seed(_seed(jobs[0]) % (1 << 63))
     sampling = ({"temperature": options.temperature or 1.0, "top_p": options.top_p,
                  "top_k": options.top_k or None} if beam_sampling else {})
+    stop_strings = list(options.stop) if options.stop and grammar_proc is None else None
     config = GenerationConfig(
         max_new_tokens=max_new, do_sample=beam_sampling, num_beams=options.num_beams,
-        num_return_sequences=n if options.num_beams > 1 else 1, **sampling,
+        num_return_sequences=n if options.num_beams > 1 else 1, **sampling, stop_strings=stop_strings,
         pad_token_id=loaded.tokenizer.pad_token_id, eos_token_id=loaded.stop_ids,
         bos_token_id=loaded.model.generation_config.bos_token_id)
     with torch.inference_mode():
         output = loaded.model.generate(input_ids=input_ids.to(loaded.device),
                                        attention_mask=attention_mask.to(loaded.device),
-                                       generation_config=config, logits_processor=processors)
+                                       generation_config=config, logits_processor=processors,
+                                       tokenizer=loaded.tokenizer if stop_strings else None)
     return _decode(loaded, jobs, output[:, prompt_len:].cpu(), n)
 
 
@@ -579,10 +593,17 @@ def _decode(loaded: LoadedModel, jobs: list[_Job], generated, n: int):
             content = tokens[:length] if length is not None else tokens
             used += len(content) + (1 if length is not None else 0)
             text = loaded.tokenizer.decode(content, skip_special_tokens=True)
-            answers.append(text.strip() if job.schema is None else _normalised_json(text))
+            answers.append(_cut_at_stop(text, job.options.stop).strip() if job.schema is None
+                           else _normalised_json(text))
         texts.append(answers)
         counts.append(used)
     return texts, counts
+
+
+def _cut_at_stop(text: str, stop: tuple[str, ...]) -> str:
+    """OpenAI's convention: the answer ends before the first stop string, which is not included."""
+    cuts = [i for i in (text.find(s) for s in stop if s) if i >= 0]
+    return text[: min(cuts)] if cuts else text
 
 
 def _normalised_json(text: str) -> str | None:
