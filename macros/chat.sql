@@ -36,12 +36,17 @@ case when cast(('0x' || left(md5({{ sql_string(salt) }} || cast({{ id_column }} 
 
 
 {#- Lineage: the key of the ai_query cache row (sqlsynth.cache, also in sqlsynth.calls) that answered
-    `prompt` on `endpoint` with this responseFormat and these modelParameters; NULL when not cached. -#}
-{% macro ai_cache_key(endpoint, prompt, response_format, parameters) -%}
+    the request whose message contents are `contents` (SQL expressions, in order) on `endpoint` with
+    this responseFormat and these modelParameters; NULL when not cached. -#}
+{% macro ai_cache_key(endpoint, contents, response_format, parameters) -%}
+{%- if contents is string %}{% set contents = [contents] %}{% endif -%}
 (select c.key from sqlsynth.cache as c
   where c.endpoint = {{ sql_string(endpoint) }}
     and c.response_format = {{ response_format }}
-    and json_extract_string(c.request, '$[0].content') = {{ prompt }}
+    and json_array_length(c.request) = {{ contents | length }}
+    {%- for content in contents %}
+    and json_extract_string(c.request, '$[{{ loop.index0 }}].content') = {{ content }}
+    {%- endfor %}
     {%- for key, value in parameters.items() %}
     and json_extract_string(c.parameters, '$.{{ key }}') = '{{ value }}'
     {%- endfor %}

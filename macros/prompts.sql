@@ -83,32 +83,46 @@ Reply with a JSON object: {"reasoning": "...", "questions": [exactly {{ var('n_q
 
 {#- ------------------------------------------------------------------ step 3: responses -#}
 
-{% macro response_prompt_template() -%}
+{#- Step 3 sends two messages: a system message with the rules and the reasoning scaffold
+    (response_instructions), and the customer's question as the user message, so the teacher answers
+    the customer the way the student will be asked. -#}
+{% macro response_instructions_template() -%}
 You are the customer-service assistant of {{ var('bank_name') }}. Follow these rules:
 {rules}
-
-Customer question: "{question}"
 {%- if var('response_scope_hint') %}
+
 Note: {scope_note}
 {%- endif %}
 
-Work through these steps before you answer:
+Work through these steps before you answer the customer's message:
 1. Analyse the question: what does the customer need?
 2. Decide if it is in scope (accounts, cards, payments, transfers, general money guidance) or out of scope (investment, tax or legal advice, market predictions, other people's data).
 3. Draft an answer that follows each rule above; if it is out of scope, decline politely (rule P08) and offer what the bank can help with.
 4. Check the draft is safe and compliant: no investment advice, no predictions, never ask for a PIN or password.
 5. Revise it: warm, plain words, at most five short sentences.
-6. Output only the final answer, in "content".
+6. Output only the final answer to the customer, in "content".
 {%- endmacro %}
 
 
-{% macro response_prompt(question='question', in_scope='in_scope', rules='rules_text') -%}
-{{ prompt_sql(response_prompt_template(), {
-    'question': question,
+{% macro response_instructions(in_scope='in_scope', rules='rules_text') -%}
+{{ prompt_sql(response_instructions_template(), {
     'rules': rules,
-    'scope_note': "case when " ~ in_scope ~ " then 'this question is in scope.' "
-                  ~ "else 'this question is OUT OF SCOPE: decline it politely.' end",
+    'scope_note': "case when " ~ in_scope ~ " then 'the next question is in scope: answer it.' "
+                  ~ "else 'the next question is OUT OF SCOPE: decline it politely.' end",
 }) }}
+{%- endmacro %}
+
+
+{#- Step 3's whole request as the teacher gets it: [system: instructions, user: question]. -#}
+{% macro response_request(question='question', in_scope='in_scope', rules='rules_text') -%}
+[{{ chat_message('system', response_instructions(in_scope, rules)) }}, {{ chat_message('user', question) }}]
+{%- endmacro %}
+
+
+{#- The same content as ONE text (instructions, then the question), for a caller that needs a single
+    user message (kept for macros/eval.sql; prefer response_request). -#}
+{% macro response_prompt(question='question', in_scope='in_scope', rules='rules_text') -%}
+{{ response_instructions(in_scope, rules) }} || chr(10) || chr(10) || 'Customer question: ' || coalesce(cast({{ question }} as varchar), '')
 {%- endmacro %}
 
 
@@ -135,7 +149,7 @@ named_struct({%- for key, value in values.items() -%}'{{ key }}', {{ value }}{{ 
     is spelled the same in DuckDB and Databricks SQL. -#}
 {% macro question_generation_tag() -%}
 {{ return((var('question_endpoint') ~ '|' ~ question_response_format() ~ '|' ~ tojson(question_parameters())
-          ~ '|seed_questions=' ~ var('include_seed_questions') ~ '|max_words=' ~ var('question_max_words'))
+          ~ '|seed_questions=' ~ var('include_seed_questions') ~ '|words=' ~ var('question_min_words') ~ '-' ~ var('question_max_words'))
           | replace("'", "")) }}
 {%- endmacro %}
 

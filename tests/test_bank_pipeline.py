@@ -21,7 +21,7 @@ from sqlsynth.testing.openai_server import OpenAIServer, ServerConfig
 from conftest import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
-STUB_VARS = "{question_endpoint: stub, response_endpoint: stub}"
+STUB_VARS = "{question_endpoint: stub, response_endpoint: stub, question_min_words: 1}"
 ROLES = {"system", "user", "assistant"}
 
 

@@ -15,7 +15,7 @@ select
     case when q.origin = 'generated' then   -- the hand-written seed questions had no LLM call
     {{ ai_cache_key(var('question_endpoint'), 'q.question_prompt', question_response_format(),
                     question_parameters()) }} end    as question_cache_key,
-    {{ ai_cache_key(var('response_endpoint'), 'r.prompt', response_format(),
+    {{ ai_cache_key(var('response_endpoint'), ['r.instructions', 'r.question'], response_format(),
                     response_parameters()) }}        as response_cache_key
 from {{ ref('synth_responses') }} as r
 join {{ ref('synth_questions') }} as q on q.question_id = r.question_id

@@ -45,19 +45,27 @@ candidates as (
     where answer.errorMessage is null
 ),
 
+stripped as (
+    -- drop list numbering a model may add ("1. ", "Question 2: ", "- ")
+    select * replace (
+        regexp_replace(question, '^\s*(question\s*\d+\s*[:.)-]?|\d+\s*[.):]|[-*•])\s*', '', 'i') as question)
+    from candidates
+),
+
 cleaned as (
     select *,
            trim(regexp_replace(question, '\s+', ' ', 'g')) as question_clean,
            trim(regexp_replace(regexp_replace(lower(question), '[^a-z0-9]+', ' ', 'g'), '\s+', ' ', 'g'))
                as question_norm
-    from candidates
+    from stripped
 ),
 
 kept as (
     select *
     from cleaned
     where question_norm <> ''
-      and (origin = 'seed' or len(string_split(question_norm, ' ')) <= {{ var('question_max_words') | int }})
+      and (origin = 'seed' or len(string_split(question_norm, ' '))
+               between {{ var('question_min_words') | int }} and {{ var('question_max_words') | int }})
       {%- if is_incremental() %}
       -- already asked by another seed in an earlier run
       and left(md5(question_norm), 16) not in (

@@ -6,7 +6,7 @@
 {%- set tag = response_generation_tag() %}
 
 with prompts as (
-    select *, md5(prompt || {{ sql_string(tag) }}) as generation_key
+    select *, md5(instructions || question || {{ sql_string(tag) }}) as generation_key
     from {{ ref('response_prompts') }}
 ),
 
@@ -19,7 +19,8 @@ todo as (
 
 answered as materialized (  -- one ai_query evaluation per row, however often it is referenced
     select todo.*,
-           ai_query({{ sql_string(var('response_endpoint')) }}, prompt,
+           ai_query({{ sql_string(var('response_endpoint')) }},
+                    [{{ chat_message('system', 'instructions') }}, {{ chat_message('user', 'question') }}],
                     responseFormat := {{ response_format() }},
                     modelParameters := {{ struct_literal(response_parameters()) }},
                     failOnError := false) as answer
@@ -39,7 +40,7 @@ select
     response,
     {{ chat_messages('question', 'response', system='') }} as messages,
     cast(to_json({{ struct_literal(response_parameters()) }}) as varchar) as model_parameters,
-    prompt,
+    instructions,
     generation_key
 from responses
 where response <> ''

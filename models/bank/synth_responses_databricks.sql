@@ -11,10 +11,13 @@ WITH answered AS (
         p.question_id,
         p.seed_id,
         p.question,
-        p.prompt,
+        p.instructions,
         ai_query(
             {{ sql_string(var('response_endpoint')) }},
-            p.prompt,
+            array(
+                named_struct('role', 'system', 'content', p.instructions),
+                named_struct('role', 'user', 'content', p.question)
+            ),
             responseFormat => {{ response_format() }},
             modelParameters => {{ named_struct_literal(params) }},
             failOnError => false
@@ -40,7 +43,7 @@ SELECT
         named_struct('role', 'assistant', 'content', response)
     ) AS messages,
     to_json({{ named_struct_literal(params) }}) AS model_parameters,
-    prompt,
-    md5(concat(prompt, {{ sql_string(response_generation_tag()) }})) AS generation_key
+    instructions,
+    md5(concat(instructions, question, {{ sql_string(response_generation_tag()) }})) AS generation_key
 FROM parsed
 WHERE response <> ''
