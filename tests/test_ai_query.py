@@ -264,3 +264,20 @@ def test_default_endpoint_answers_from_sql_with_schema_valid_structs():
         db.close()
     assert isinstance(hello, str) and hello.strip()
     assert len(rows) == 2 and all(isinstance(r[0]["questions"], list) for r in rows)
+
+
+def test_cancel_all_interrupts_a_running_statement_and_keeps_answers():
+    import threading
+    import time
+
+    from sqlsynth.llm.runner import cancel_all
+
+    with stub(latency_s=0.2) as server, ai(server, max_concurrency=2) as db:
+        threading.Timer(1.5, cancel_all).start()  # after the client start-up and a few answers
+        started = time.perf_counter()
+        with pytest.raises(duckdb.Error, match="interrupted"):
+            db.sql("select ai_query('t', 'q' || i) from range(100) t(i)")
+        assert time.perf_counter() - started < 5  # not the 10 s the batch would take
+        kept = db.con.execute("select count(*) from sqlsynth.cache").fetchall()[0][0]
+        assert kept >= 2
+        assert db.sql("select ai_query('t', 'later')") == [("reply: later",)]  # later batches run

@@ -51,6 +51,20 @@ class _Job:
 
 _inflight_lock = threading.Lock()
 _inflight: dict[str, cf.Future] = {}
+_cancel_epoch = [0]
+
+
+def cancel_all() -> None:
+    """Stop the ai_query batches running now: their statements fail with 'interrupted', no new request
+    is sent, answers already received stay cached. Batches started later are not affected. The engine
+    calls it on Ctrl-C (before it waits for its worker threads)."""
+    _cancel_epoch[0] += 1
+
+
+# Ctrl-C ends the main thread, and the interpreter then joins the worker thread running the
+# statement: cancel before that join (this hook runs before concurrent.futures' own, which waits).
+if hasattr(threading, "_register_atexit"):
+    threading._register_atexit(cancel_all)
 
 
 class Runner:
@@ -132,6 +146,7 @@ class _Batch:
         self.owned_finals: list[tuple[str, cf.Future, Outcome]] = []
         self.done: queue.SimpleQueue[tuple[str, Any, Any]] = queue.SimpleQueue()
         self._tasks: set[Any] = set()
+        self.epoch = _cancel_epoch[0]
 
     def answer(self, jobs: dict[str, _Job]) -> dict[str, Outcome]:
         answers: dict[str, Outcome] = {}
@@ -192,6 +207,10 @@ class _Batch:
     def _drain(self, calls_left: int, waits_left: int, answers: dict[str, Outcome]) -> None:
         last_flush = time.monotonic()
         while calls_left or waits_left:
+            if _cancel_epoch[0] != self.epoch:
+                self._cancel_tasks()
+                raise LLMError(f"ai_query on endpoint '{self.endpoint}' interrupted; answers received so far "
+                               "are cached", hint="run again to continue where it stopped")
             ready: list[tuple[str, Any, Any]] = []
             try:
                 ready.append(self.done.get(timeout=FLUSH_EVERY_S))
@@ -218,6 +237,15 @@ class _Batch:
             if time.monotonic() - last_flush >= FLUSH_EVERY_S:
                 self._flush()
                 last_flush = time.monotonic()
+
+    def _cancel_tasks(self) -> None:
+        tasks = self._tasks
+
+        def cancel() -> None:
+            for task in list(tasks):
+                task.cancel()
+        if tasks:
+            aio.loop().call_soon_threadsafe(cancel)
 
     def _settle(self, job: _Job, result: LLMResult) -> Outcome | None:
         """Validate one answer: an Outcome, or None when the request was changed and must be re-sent."""
