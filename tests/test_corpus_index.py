@@ -162,3 +162,22 @@ def test_a_failing_index_build_keeps_the_previous_table_and_collection(faq):
     assert not report.success and "nothing to index" in report.results[0].message
     assert sql(faq, "select count(*) from faq_index") == [(4,)]
     assert len(sql(faq, "select retrieve('faq', 'roses', 10)")[0][0]) == 4
+
+
+def test_any_sentence_transformers_directory_and_a_model_change_rebuilds(faq):
+    from sqlsynth.corpus.models import embedding_model_dir
+
+    assert build(faq).success
+    local = faq / "models_dir" / "my-minilm"
+    for item in embedding_model_dir(None).rglob("*"):  # a "different" model dir: links to the bundled files
+        target = local / item.relative_to(embedding_model_dir(None))
+        if item.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(item)
+    (faq / "models" / "faq_index.sql").write_text(
+        INDEX.replace("metadata_columns=['topic']", "metadata_columns=['topic'], embedding_model='models_dir/my-minilm'"))
+    report = build(faq, "run")
+    assert "4 indexed, 4 embedded, 0 unchanged" in report.results[0].message  # new model: everything again
+    assert sql(faq, "select retrieve('faq', 'aphids', 1)")[0][0][0]["id"] == "3"
