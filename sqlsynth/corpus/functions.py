@@ -144,15 +144,16 @@ class CorpusFunctions:
         from . import models
 
         rows, budgets, refs = _pylist(chunks), _pylist(budgets), _pylist(models_column)
+        tokenizers = {ref: models.load_tokenizer(ref, self.endpoints, self.project_dir)
+                      for ref in set(refs) if ref is not None}
         out: list[dict | None] = []
         for row, budget, ref in zip(rows, budgets, refs, strict=True):
             if row is None or budget is None or ref is None:
                 out.append(None)
                 continue
-            tokenizer = models.load_tokenizer(ref, self.endpoints, self.project_dir)
             ordered = sorted((c for c in row if c is not None and c.get("text") is not None),
                              key=lambda c: (c["distance"] is None, c["distance"] or 0.0))
-            counts = models.count_tokens(tokenizer, [c["text"] for c in ordered])
+            counts = models.count_tokens(tokenizers[ref], [c["text"] for c in ordered])
             kept, used = [], 0
             for chunk, n in zip(ordered, counts, strict=True):
                 cost = n + (SEPARATOR_TOKENS if kept else 0)
