@@ -16,9 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from sqlsynth.errors import SqlsynthError
-from sqlsynth.llm import bundled
-from sqlsynth.llm.bundled import (
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported (see LOCAL.md)
+
+from sqlsynth.errors import SqlsynthError  # noqa: E402
+from sqlsynth.llm import bundled  # noqa: E402
+from sqlsynth.llm.bundled import (  # noqa: E402
     DEFAULT_MODEL,
     LocalModelError,
     ModelNotFoundError,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -15,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("torch")
-pytest.importorskip("transformers")
+# Before anything imports torch: spinning OpenMP threads make a shared 2-core box ~8x slower.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+if not all(importlib.util.find_spec(m) for m in ("torch", "transformers", "xgrammar")):
+    pytest.skip("the local backend needs torch, transformers and xgrammar", allow_module_level=True)
 
 from sqlsynth.config import EndpointConfig  # noqa: E402
 from sqlsynth.errors import SqlsynthError  # noqa: E402
@@ -451,11 +454,10 @@ def test_real_model_structured_output_is_valid(smol):
         reasoning: str
         questions: list[str]
 
-    topics = ["direct deposit", "savings accounts", "buying Apple stock", "credit card fees",
-              "mortgage rates", "lost debit card"]
+    topics = ["direct deposit", "savings accounts", "buying Apple stock", "lost debit card"]
     requests = [ask(f"Write 3 short questions a bank customer could ask about {t}. Reply in JSON with "
                     "'reasoning' and 'questions'.", Questions.model_json_schema(),
-                    temperature=0.99, seed=i, max_tokens=60) for i, t in enumerate(topics)]
+                    temperature=0.99, seed=i, max_tokens=48) for i, t in enumerate(topics)]
     requests.append(ask("Answer briefly: what is a checking account?", CONTENT, temperature=0.7,
                         seed=1, max_tokens=12))  # max_tokens hit mid-answer: still closed JSON
     results = smol.generate_many(requests)
