@@ -245,6 +245,21 @@ def test_prompt_longer_than_context_window_is_a_per_request_error(tiny_dir):
     assert results[1].error is None
 
 
+def test_chat_template_failure_is_a_per_request_error(tiny_dir, monkeypatch):
+    real = local.encode_chat
+
+    def picky(tokenizer, messages):
+        if messages[0]["role"] == "assistant":
+            raise ValueError("conversation roles must alternate user/assistant")
+        return real(tokenizer, messages)
+
+    monkeypatch.setattr(local, "encode_chat", picky)
+    bad = LLMRequest(messages=({"role": "assistant", "content": "x"},), parameters={"max_tokens": 2})
+    results = backend(tiny_dir).generate_many([bad, ask("fine", max_tokens=2)])
+    assert results[0].text is None and "must alternate" in results[0].error
+    assert results[1].error is None
+
+
 def test_endpoint_defaults_are_overridden_per_request(tiny_dir):
     b = backend(tiny_dir, parameters={"max_tokens": 3, "temperature": 1.0, "seed": 5})
     default = b.generate_many([ask("hi")])[0]

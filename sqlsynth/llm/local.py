@@ -158,9 +158,10 @@ class LoadedModel:
     _grammar: Any = None  # _GrammarTools, built on first structured request
 
     def grammar(self) -> _GrammarTools:
-        with self.lock:
-            if self._grammar is None:
-                self._grammar = _GrammarTools(self)
+        if self._grammar is None:  # built once; the lock only matters the first time
+            with self.lock:
+                if self._grammar is None:
+                    self._grammar = _GrammarTools(self)
         return self._grammar
 
 
@@ -365,7 +366,12 @@ class TransformersBackend:
 
     def _job(self, loaded: LoadedModel, index: int, request: LLMRequest,
              options: GenerationOptions) -> _Job:
-        prompt_ids = encode_chat(loaded.tokenizer, request.messages)
+        try:
+            prompt_ids = encode_chat(loaded.tokenizer, request.messages)
+        except Exception as exc:  # e.g. a template that insists on alternating user/assistant turns
+            job = _Job(index, [], options, request.response_schema, 0)
+            job.result = LLMResult(text=None, error=f"the model's chat template rejected the messages: {exc}")
+            return job
         window = min(self.endpoint.context_window or loaded.context_window, loaded.context_window)
         room = window - len(prompt_ids)
         job = _Job(index, prompt_ids, options, request.response_schema,
@@ -591,6 +597,8 @@ def _decode(loaded: LoadedModel, jobs: list[_Job], generated, n: int):
             tokens = generated[j * n + k].tolist()
             length = next((i for i, t in enumerate(tokens) if t in stop), None)
             content = tokens[:length] if length is not None else tokens
+            if job.schema is None:
+                content = content[: job.max_new_tokens]  # its own limit inside a longer batch
             used += len(content) + (1 if length is not None else 0)
             text = loaded.tokenizer.decode(content, skip_special_tokens=True)
             answers.append(_cut_at_stop(text, job.options.stop).strip() if job.schema is None
