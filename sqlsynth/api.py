@@ -64,13 +64,17 @@ def _selected(project: Project, graph: Graph, options: Options, command: str) ->
     return select(project, graph, options.select, options.exclude, COMMAND_TYPES[command])
 
 
-def _usage_extra() -> dict[str, Any]:
-    """ai_query's per-run usage (calls, cached, tokens, cost), when that module is installed."""
+def _llm_usage() -> Any:
+    """ai_query's usage module (calls, cached, tokens, cost), when that part is installed."""
     if importlib.util.find_spec("sqlsynth.llm.usage") is None:
-        return {}
+        return None
     from .llm import usage
-    summary = getattr(usage, "usage_summary", None)
-    return {"usage": summary()} if summary else {}
+    return usage
+
+
+def _usage_extra() -> dict[str, Any]:
+    usage = _llm_usage()
+    return {"usage": usage.usage_summary()} if usage is not None else {}
 
 
 def execute(command: str, options: Options, reporter: Any) -> RunReport:
@@ -78,6 +82,9 @@ def execute(command: str, options: Options, reporter: Any) -> RunReport:
     project, graph = load(options)
     write_manifest(project, project.target_dir)
     selected = _selected(project, graph, options, command)
+    usage = _llm_usage()
+    if usage is not None:
+        usage.reset_usage()  # counters and max_calls budgets are per command
     start = time.perf_counter()
     with Database(project) as db:
         compiler = Compiler(project, db, full_refresh=options.full_refresh)
@@ -95,6 +102,8 @@ def execute(command: str, options: Options, reporter: Any) -> RunReport:
             if uid in compiler.compiled:
                 compiler.write(project.nodes[uid])
     elapsed = time.perf_counter() - start
+    if usage is not None:
+        usage.finish_progress()
     write_manifest(project, project.target_dir)
     write_run_results(project, project.target_dir, command, results, elapsed,
                       {"select": options.select, "exclude": options.exclude, "vars": options.vars,

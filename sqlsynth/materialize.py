@@ -79,6 +79,9 @@ def build_view(ctx: BuildContext) -> BuildResult:
         cur.execute(f"create or replace view {node.relation} as\n{ctx.sql}")
 
     _in_transaction(cur, swap)
+    if "sqlsynth_ai_query" in ctx.sql or "ai_query(" in ctx.sql:
+        # the view stores a Python function: other SQL clients cannot read it, and every read calls it
+        return BuildResult(None, "view — warning: it calls ai_query, materialize it as a table")
     return BuildResult(None, "view")
 
 

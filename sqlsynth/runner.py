@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
+import re
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -42,6 +44,9 @@ class NodeResult:
     @property
     def ok(self) -> bool:
         return self.status in ("success", "pass", "warn")
+
+
+_UDF_WRAPPER = re.compile(r"^.*?Python exception occurred while executing the UDF: (\w+Error: )?", re.S)
 
 
 def _now() -> str:
@@ -187,7 +192,8 @@ class Runner:
             self.db.cursor().execute(hook)
 
     def _runtime_message(self, node: Node, exc: Exception) -> str:
-        text = str(exc).strip()
+        # an error raised by a Python UDF (ai_query, corpus functions) reads as its own message
+        text = _UDF_WRAPPER.sub("", str(exc).strip())
         rendered = self.compiler.compiled.get(node.unique_id, "")
         line = runtime_error_line(text, rendered, node.raw_code) if rendered and node.raw_code else None
         location = f"{node.original_file_path}:{line}" if line else node.original_file_path
@@ -244,20 +250,31 @@ class Runner:
 
         with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="sqlsynth") as pool:
             running: dict[Any, str] = {}
-            while ready or running:
-                while ready and len(running) < self.threads:
-                    uid = ready.pop(0)
-                    if uid in results:
+            try:
+                while ready or running:
+                    while ready and len(running) < self.threads:
+                        uid = ready.pop(0)
+                        if uid in results:
+                            continue
+                        self.reporter.node_start(self.project.nodes[uid])
+                        running[pool.submit(self.run_node, uid)] = uid
+                    if not running:
                         continue
-                    self.reporter.node_start(self.project.nodes[uid])
-                    running[pool.submit(self.run_node, uid)] = uid
-                if not running:
-                    continue
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    running.pop(future)
-                    finish(future.result())
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        running.pop(future)
+                        finish(future.result())
+            except KeyboardInterrupt:
+                self._interrupt()
+                raise
         return [results[uid] for uid in selected if uid in results]
+
+    def _interrupt(self) -> None:
+        """Ctrl-C: stop in-flight LLM batches (answers so far stay cached) and running statements."""
+        if importlib.util.find_spec("sqlsynth.llm.runner") is not None:
+            from .llm.runner import cancel_all
+            cancel_all()
+        self.db.con.interrupt()
 
     def _skip(self, uid: str, cause: NodeResult, children: dict[str, list[str]],
               results: dict[str, NodeResult], total: int) -> None:

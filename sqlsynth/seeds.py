@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import SeedError
+from .errors import SeedError, SqlsynthError
 from .materialize import BuildResult, _in_transaction, quote, relation
 
 BUILTIN_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".parquet")
@@ -102,17 +102,32 @@ def _check_type_columns(types: dict[str, str], header: list[str], node) -> None:
                             hint=did_you_mean(column, header) or f"columns: {', '.join(header)}")
 
 
+def _remember_failure(reader: Any, failures: list[SqlsynthError]) -> Any:
+    """Pass batches through, keeping a reader's SqlsynthError that DuckDB would flatten to text."""
+    import pyarrow as pa
+
+    def batches():
+        try:
+            yield from reader
+        except SqlsynthError as exc:
+            failures.append(exc)
+            raise
+
+    return pa.RecordBatchReader.from_batches(reader.schema, batches())
+
+
 def load_seed(db: Any, node) -> BuildResult:
     """Build the seed table under a temporary name, then swap it in one transaction."""
     import duckdb
 
     cur = db.cursor()
     suffix = Path(node.original_file_path).suffix.lower()
+    failures: list[SqlsynthError] = []
     if suffix in SEED_READERS:
         reader = SEED_READERS[suffix](db.project.dir / node.original_file_path, node.original_file_path,
                                       node.config)
         view = f"__sqlsynth_seed_{node.alias}"
-        cur.register(view, reader)
+        cur.register(view, _remember_failure(reader, failures))
         select_sql = f"select * from {quote(view)}"
     else:
         select_sql = seed_select(node, db.project.dir)
@@ -129,6 +144,8 @@ def load_seed(db: Any, node) -> BuildResult:
     try:
         rows = _in_transaction(cur, swap)
     except duckdb.Error as exc:
+        if failures:  # the reader's own error (file, line, column, fix), not DuckDB's wrapper of it
+            raise failures[0] from None
         message = str(exc).split("\n")[0]
         raise SeedError(f"cannot load seed: {message}", path=node.original_file_path,
                         hint="check the values against column_types in the seed's YAML") from None

@@ -68,3 +68,12 @@ def test_empty_csv_is_an_error():
         p.write_text("")
         with pytest.raises(SeedError):
             _csv_header(p, "seeds/e.csv", ",", '"')
+
+
+def test_reader_error_after_the_first_batch_keeps_file_line_and_hint(make_project):
+    rows = "".join(f'  <row Id="{i}" PostTypeId="1" Score="1" Body="text {i}" />\n' for i in range(1, 30000))
+    root = make_project({"seeds/Posts.xml": f"<posts>\n{rows}  <row Id=\"x\" PostTypeId=\"1\" />\n</posts>\n"})
+    report = build(root, "seed")
+    message = report.results[0].message
+    assert report.results[0].status == "error"
+    assert "seeds/Posts.xml:30001" in message and "Invalid Input Error" not in message
