@@ -176,7 +176,9 @@ def clean(project_dir: Path, include_database: bool = False) -> list[Path]:
     config = load_project_config(project_dir.resolve())
     root = project_dir.resolve()
     database = (root / (config.database or f"{config.target_path}/{config.name}.duckdb")).resolve()
-    keep = set() if include_database else {database, database.with_name(database.name + ".wal")}
+    # the database holds the LLM cache; target/chroma the embeddings: both cost to rebuild
+    keep = set() if include_database else {database, database.with_name(database.name + ".wal"),
+                                           (root / config.target_path / "chroma").resolve()}
     removed: list[Path] = []
     for name in config.clean_targets or [config.target_path]:
         folder = (root / name).resolve()

@@ -53,6 +53,8 @@ class ProjectConfig(Strict):
     database: str | None = Field(None, description="DuckDB file; default target/<name>.duckdb")
     target_path: str = Field("target", alias="target-path")
     threads: int = Field(4, ge=1)
+    memory_limit: str | None = Field(None, pattern=r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$",
+                                     description="DuckDB memory_limit, e.g. '2GB' (default: DuckDB's own)")
     model_paths: list[str] = Field(default_factory=lambda: ["models"], alias="model-paths")
     seed_paths: list[str] = Field(default_factory=lambda: ["seeds"], alias="seed-paths")
     macro_paths: list[str] = Field(default_factory=lambda: ["macros"], alias="macro-paths")

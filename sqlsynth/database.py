@@ -60,6 +60,8 @@ class Database:
         self._cursors: list[Any] = []
         self._lock = threading.Lock()
         try:
+            if project.config.memory_limit:
+                self.con.execute(f"set memory_limit = '{project.config.memory_limit.strip()}'")
             register_all(self.con, project.udfs, self.functions)
         except BaseException:
             self.close()

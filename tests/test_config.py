@@ -80,3 +80,10 @@ def test_local_model_dir_relative_to_project(tmp_path):
     config = load_project_config(write(tmp_path, text))
     assert config.endpoints["student"].model == str((tmp_path / "target" / "student").resolve())
     assert config.endpoints["bundled"].model == "smollm2-135m-instruct"
+
+
+def test_memory_limit(tmp_path):
+    assert load_project_config(write(tmp_path, "name: p\nmemory_limit: 150MB\n")).memory_limit == "150MB"
+    with pytest.raises(ConfigError) as info:
+        load_project_config(write(tmp_path, "name: p\nmemory_limit: lots\n"))
+    assert info.value.line == 2

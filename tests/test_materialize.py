@@ -147,3 +147,10 @@ def test_unchanged_export_keeps_its_mtime(make_project):
     assert path.stat().st_mtime == 1_000_000
     assert build(root, "run", vars={"v": 2}).success
     assert path.stat().st_mtime > 1_000_000 and path.read_text().splitlines() == ["x", "2"]
+
+
+def test_memory_limit_applies(make_project):
+    root = make_project({"project.yml": "name: proj\nmemory_limit: 123MB\n",
+                         "models/m.sql": "{{ config(materialized='table') }}\nselect current_setting('memory_limit') as m"})
+    assert build(root, "run").success
+    assert query(root, "select m from m")[0][0].startswith("117.")  # DuckDB shows MiB
