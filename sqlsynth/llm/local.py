@@ -224,7 +224,8 @@ def _load(model_dir: Path, device: str) -> LoadedModel:
         raise LocalModelError(f"the local model needs torch and transformers ({exc})",
                               hint="pip install 'sqlsynth[local]'") from None
     dtype = _pick_dtype(device)
-    hf_logging.disable_progress_bar()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # "Loading weights" bars would clutter the run's own progress
     try:
         model, tokenizer_dir = _load_weights(model_dir, dtype)
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
@@ -236,7 +237,8 @@ def _load(model_dir: Path, device: str) -> LoadedModel:
                 else "is it a complete model saved with save_pretrained()?")
         raise LocalModelError(f"cannot load the model: {exc}", path=model_dir, hint=hint) from None
     finally:
-        hf_logging.enable_progress_bar()
+        if bars:
+            hf_logging.enable_progress_bar()
     _prepare_tokenizer(tokenizer, model)
     config = model.config
     return LoadedModel(model=model, tokenizer=tokenizer, device=device, dtype=dtype,
@@ -529,7 +531,7 @@ def _generate(loaded: LoadedModel, jobs: list[_Job]) -> tuple[list[list[str | No
     rows_per_input = options.num_beams  # rows generate() sees per input row
     processors = LogitsProcessorList()
     if options.repetition_penalty != 1.0:
-        processors.append(_RepetitionPenalty(options.repetition_penalty, pads, rows_per_input, prompt_len))
+        processors.append(_RepetitionPenalty(options.repetition_penalty, pads, rows_per_input))
     grammar_proc = None
     if jobs[0].schema is not None:
         grammar_proc = loaded.grammar().processor(jobs[0].schema, max_new, prompt_len,
@@ -638,7 +640,7 @@ def _normalised_json(text: str) -> str | None:
 class _RepetitionPenalty:
     """transformers' repetition penalty, but blind to left padding (so batches don't change answers)."""
 
-    def __init__(self, penalty: float, pads: list[int], rows_per_input: int, prompt_len: int):
+    def __init__(self, penalty: float, pads: list[int], rows_per_input: int):
         self.penalty, self.pads, self.rows_per_input = penalty, pads, rows_per_input
 
     def __call__(self, input_ids, scores):
