@@ -6,7 +6,6 @@ or the command line is wrong (nothing ran).
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .cli_errors import handle_errors as _handle_errors
 
 
 def _parse_vars(text: str | None) -> dict:
@@ -53,34 +53,6 @@ def _options(ctx: click.Context, project_dir, select, exclude, vars_, target_pat
     return Options(project_dir=project_dir or root or Path("."), select=words,
                    exclude=[w for s in exclude for w in s.split()], vars=_parse_vars(vars_),
                    target_path=target_path, **extra)
-
-
-def _handle_errors(fn):
-    """Library errors become one message and an exit code, never a traceback."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from .console import console
-        from .errors import SqlsynthError
-
-        try:
-            return fn(*args, **kwargs)
-        except SqlsynthError as exc:
-            console.print("[red]Error:[/red] ", end="")
-            console.print(exc.format(), markup=False, highlight=False)
-            sys.exit(exc.exit_code)
-        except (SystemExit, click.exceptions.Exit, click.ClickException):
-            raise
-        except KeyboardInterrupt:
-            console.print("[red]Interrupted.[/red] Completed nodes are kept; re-run to continue.")
-            sys.exit(130)
-        except Exception as exc:  # a bug in sqlsynth, not a user mistake: keep it short unless asked
-            import os
-            if os.environ.get("SQLSYNTH_DEBUG"):
-                raise
-            console.print(f"[red]Internal error:[/red] {type(exc).__name__}: {exc}", markup=True)
-            console.print("  set SQLSYNTH_DEBUG=1 for the traceback and report it as a bug")
-            sys.exit(3)
-    return wrapper
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

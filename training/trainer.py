@@ -20,6 +20,9 @@ import os
 import shutil
 import sys
 import time
+
+# Busy-waiting OpenMP threads make torch on 2 shared cores several times slower; set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from pathlib import Path
 
 from sqlsynth.errors import SqlsynthError

@@ -6,30 +6,15 @@ this module imports nothing heavy at import time (`sqlsynth --help` stays fast).
 
 from __future__ import annotations
 
-import functools
-import sys
 from pathlib import Path
 
 import click
 
+from ..cli_errors import handle_errors as _errors
+
 
 def _project_dir(ctx: click.Context, value: Path | None) -> Path:
     return value or ctx.find_root().params.get("project_dir") or Path(".")
-
-
-def _errors(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from ..console import console
-        from ..errors import SqlsynthError
-
-        try:
-            return fn(*args, **kwargs)
-        except SqlsynthError as exc:
-            console.print("[red]Error:[/red] ", end="")
-            console.print(exc.format(), markup=False, highlight=False)
-            sys.exit(exc.exit_code)
-    return wrapper
 
 
 _project_option = click.option("--project-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
