@@ -57,6 +57,12 @@ def _duckdb_parse_error(sql: str) -> str | None:
     return None
 
 
+def _warn(path: str, message: str) -> None:
+    from .console import console
+
+    console.print(f"[yellow]warning[/yellow] {path}: {message}", highlight=False)
+
+
 def close_parser() -> None:
     global _parser_connection
     with _parser_lock:
@@ -100,6 +106,9 @@ def compile_sql(rendered: str, *, source: str, path: str, dialect: str = "duckdb
         tree = sqlglot.parse_one(sql, read=dialect)
     except ParseError as exc:
         if dialect == "duckdb" and not _duckdb_parse_error(sql):
+            if "ai_query" in sql.lower():
+                _warn(path, "sqlglot cannot parse this model, so ai_query() is not rewritten and returns "
+                            "VARCHAR (JSON text), not a typed STRUCT; avoid the DuckDB-only syntax here")
             return sql  # valid DuckDB that sqlglot does not know: run it as written
         raise _syntax_error(exc, sql, source, path, dialect) from None
     except SqlglotError as exc:
