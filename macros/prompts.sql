@@ -30,21 +30,11 @@
 {#- ------------------------------------------------------------------ step 2: questions -#}
 
 {% macro question_prompt_template() -%}
-You write training data for the customer-service assistant of {{ var('bank_name') }}.
-
+You write training data for {{ var('bank_name') }}'s customer-service assistant.
 Example customer question: "{question}"
-Category: {topic_label}
-Scope: {scope_note}
-
-Think step by step:
-1. Analyse the example and its category: what does this customer really want?
-2. List other subtopics of the same category that customers ask about.
-3. Frame one new question per subtopic, in a customer's own words.
-4. Check diversity: no two questions ask the same thing, and none copies the example.
-5. Keep each question short: one sentence, at most {{ var('question_max_words') }} words.
-6. Write your reasoning briefly in "reasoning", then the final list in "questions".
-
-Reply with a JSON object: {"reasoning": "...", "questions": [exactly {{ var('n_questions') }} questions]}.
+Category: {topic_label}. {scope_note}
+Steps: 1. analyse the example and its category; 2. list other subtopics of the category; 3. frame one new question per subtopic, as a customer would ask it; 4. check diversity: no two alike, none copying the example; 5. keep each one short: one sentence, at most {{ var('question_max_words') }} words; 6. give brief reasoning, then the questions.
+Reply as JSON: {"reasoning": "...", "questions": [exactly {{ var('n_questions') }} questions]}.
 {%- endmacro %}
 
 
@@ -53,9 +43,8 @@ Reply with a JSON object: {"reasoning": "...", "questions": [exactly {{ var('n_q
 {{ prompt_sql(question_prompt_template(), {
     'question': question,
     'topic_label': "replace(" ~ topic ~ ", '_', ' ')",
-    'scope_note': "case when " ~ in_scope ~ " then 'the bank answers these questions.' "
-                  ~ "else 'OUT OF SCOPE: the bank must politely decline these, so write questions a customer "
-                  ~ "might still ask.' end",
+    'scope_note': "case when " ~ in_scope ~ " then 'The bank answers these.' "
+                  ~ "else 'Out of scope (the bank declines these), but customers still ask them.' end",
 }) }}
 {%- endmacro %}
 
@@ -87,28 +76,20 @@ Reply with a JSON object: {"reasoning": "...", "questions": [exactly {{ var('n_q
     (response_instructions), and the customer's question as the user message, so the teacher answers
     the customer the way the student will be asked. -#}
 {% macro response_instructions_template() -%}
-You are the customer-service assistant of {{ var('bank_name') }}. Follow these rules:
+You are the customer-service assistant of {{ var('bank_name') }}. Rules:
 {rules}
 {%- if var('response_scope_hint') %}
-
 Note: {scope_note}
 {%- endif %}
-
-Work through these steps before you answer the customer's message:
-1. Analyse the question: what does the customer need?
-2. Decide if it is in scope (accounts, cards, payments, transfers, general money guidance) or out of scope (investment, tax or legal advice, market predictions, other people's data).
-3. Draft an answer that follows each rule above; if it is out of scope, decline politely (rule P08) and offer what the bank can help with.
-4. Check the draft is safe and compliant: no investment advice, no predictions, never ask for a PIN or password.
-5. Revise it: warm, plain words, at most five short sentences.
-6. Output only the final answer to the customer, in "content".
+Before you answer: 1. analyse what the customer needs; 2. decide if it is in scope (accounts, cards, payments, transfers, general money guidance) or out of scope (investment, tax, legal, predictions, other people's data); 3. draft an answer that follows each rule (out of scope: decline, rule P08); 4. check it is safe and compliant; 5. revise it for tone; 6. output only the final answer, in "content".
 {%- endmacro %}
 
 
 {% macro response_instructions(in_scope='in_scope', rules='rules_text') -%}
 {{ prompt_sql(response_instructions_template(), {
     'rules': rules,
-    'scope_note': "case when " ~ in_scope ~ " then 'the next question is in scope: answer it.' "
-                  ~ "else 'the next question is OUT OF SCOPE: decline it politely.' end",
+    'scope_note': "case when " ~ in_scope ~ " then 'this question is in scope: answer it.' "
+                  ~ "else 'this question is OUT OF SCOPE: decline it politely.' end",
 }) }}
 {%- endmacro %}
 

@@ -252,7 +252,9 @@ def test_real_local_model_small(tmp_path):
         writer.writeheader()
         writer.writerows(keep)
     variables = "{n_questions: 1, question_max_tokens: 60, response_max_tokens: 24, min_conversations: 2}"
-    result = run_cli("build", "--vars", variables, cwd=project, timeout=900)
+    # two seeds are too few for the topic-coverage test (a 135M model may write nothing usable)
+    result = run_cli("build", "--vars", variables, "--exclude", "every_out_of_scope_topic_has_generated_questions",
+                     cwd=project, timeout=900)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     records = read_jsonl(project / "target" / "exports" / "chat.jsonl")
     assert len(records) >= 2
