@@ -46,9 +46,14 @@ candidates as (
 ),
 
 stripped as (
-    -- drop list numbering a model may add ("1. ", "Question 2: ", "- ")
+    -- drop what a model may wrap around a question: leading punctuation and list numbering
+    -- ("1. ", "Question 2: ", "- ", ", "), trailing commas
     select * replace (
-        regexp_replace(question, '^\s*(question\s*\d+\s*[:.)-]?|\d+\s*[.):]|[-*•])\s*', '', 'i') as question)
+        regexp_replace(
+            regexp_replace(
+                regexp_replace(question, '^[\s,.;:!?"''()\[\]{}*#•-]+', ''),
+                '^(question\s*\d+\s*[:.)-]?|\d+\s*[.):])\s*', '', 'i'),
+            '[\s,;:]+$', '') as question)
     from candidates
 ),
 
