@@ -111,11 +111,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mb", type=int, default=200)
     parser.add_argument("--keep", action="store_true", help="keep the generated file and project")
+    parser.add_argument("--memory-limit", default="150MB",
+                        help="project.yml memory_limit for DuckDB ('' for DuckDB's default)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="sqlsynth-ingest-"))
     project = work / "proj"
     (project / "seeds").mkdir(parents=True)
-    (project / "project.yml").write_text("name: ingest\n")
+    limit = f"memory_limit: {args.memory_limit}\n" if args.memory_limit else ""
+    (project / "project.yml").write_text(f"name: ingest\n{limit}")
+    print(f"project.yml memory_limit: {args.memory_limit or 'DuckDB default'}")
     xml = project / "seeds" / "Posts.xml"
     started = time.perf_counter()
     rows = generate(xml, args.mb)

@@ -12,14 +12,15 @@ import shutil
 
 import duckdb
 import pytest
-from test_bank_pipeline import copy_project
 
 from sqlsynth.testing.openai_server import OpenAIServer, ServerConfig
 
 from conftest import SHARED, run_cli
+from test_bank_pipeline import STUB_VARS, copy_project
 
-EVAL_VARS = ("question_endpoint: stub, response_endpoint: stub, run_eval: true, eval_base_endpoint: stub, "
-             "eval_student_endpoint: stub, eval_judge_endpoint: stub, eval_banking77_n: 5, eval_split_n: 6")
+# the pipeline's own stub settings, plus every eval endpoint on the stub
+EVAL_VARS = STUB_VARS.strip("{}") + (", run_eval: true, eval_base_endpoint: stub, eval_student_endpoint: stub, "
+                                     "eval_judge_endpoint: stub, eval_banking77_n: 5, eval_split_n: 6")
 
 
 @pytest.fixture(scope="module")
