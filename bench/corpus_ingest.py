@@ -111,7 +111,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mb", type=int, default=200)
     parser.add_argument("--keep", action="store_true", help="keep the generated file and project")
-    parser.add_argument("--memory-limit", default="150MB",
+    parser.add_argument("--memory-limit", default="64MB",
                         help="project.yml memory_limit for DuckDB ('' for DuckDB's default)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="sqlsynth-ingest-"))
