@@ -18,6 +18,7 @@ import duckdb
 import pytest
 
 from sqlsynth.testing.openai_server import OpenAIServer, ServerConfig
+
 from conftest import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
