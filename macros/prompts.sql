@@ -51,8 +51,13 @@ Reply as JSON: {"reasoning": "...", "questions": [exactly {{ var('n_questions') 
 
 {#- responseFormat of step 2: {reasoning, questions[]} as a JSON schema, bounded by vars (a tiny local
     model writes until max_tokens unless lengths are bounded; a real teacher ignores the bounds it
-    does not need). Validated with pydantic by ai_query; invalid answers are re-asked. -#}
+    does not need). Validated with pydantic by ai_query; invalid answers are re-asked. Var
+    question_response_format (a pydantic model name from udfs/, e.g. QuestionSet, or a DDL/JSON
+    schema string) replaces it. -#}
 {% macro question_response_format() -%}
+{%- if var('question_response_format', '') -%}
+{{ sql_string(var('question_response_format')) }}
+{%- else -%}
 {%- set n = var('n_questions') | int -%}
 {%- set schema = {
     "type": "object",
@@ -65,6 +70,7 @@ Reply as JSON: {"reasoning": "...", "questions": [exactly {{ var('n_questions') 
     "additionalProperties": false,
 } -%}
 {{ sql_string(tojson(schema)) }}
+{%- endif -%}
 {%- endmacro %}
 
 

@@ -188,6 +188,24 @@ def test_rerun_is_incremental(built, stub_server):
         check_conversation(record)
 
 
+def test_pydantic_question_format(tmp_path, stub_server):
+    """var question_response_format: QuestionSet (udfs/bank_questions.py) validates step 2 with pydantic."""
+    project = copy_project(tmp_path / "pydantic", stub_server.url)
+    variables = STUB_VARS[:-1] + ", question_response_format: QuestionSet, examples_per_topic: 1, min_conversations: 10}"
+    result = run_cli("build", "--vars", variables, cwd=project)
+    assert result.returncode == 0, result.stdout[-3000:]
+    con = duckdb.connect(str(project / "target" / "bank_assistant.duckdb"), read_only=True)
+    try:
+        per_seed = con.execute("""select seed_id, count(*) filter (where origin = 'generated')
+                                  from synth_questions group by 1""").fetchall()
+        formats = con.execute("select distinct response_format from sqlsynth.cache order by 1").fetchall()
+    finally:
+        con.close()
+    assert len(per_seed) == 22  # one example per topic
+    assert {n for _, n in per_seed} == {3}  # the stub answers min(3, maxItems) questions
+    assert formats == [("QuestionSet",), ("STRUCT<content: STRING>",)]
+
+
 def test_chat_tests_catch_bad_conversations(make_project):
     """The custom generic tests fail on broken data (a role typo, wrong order, blank answer)."""
     project = make_project({
