@@ -36,10 +36,15 @@ def copy_project(dest: Path, base_url: str | None = None) -> Path:
     (dest / "tests").mkdir()
     for sql in (ROOT / "tests").glob("*.sql"):
         shutil.copy(sql, dest / "tests" / sql.name)
-    if base_url:
-        with open(dest / "project.yml", "a") as f:
-            f.write(f"\nendpoints:\n  stub:\n    provider: openai\n    base_url: {base_url}\n    model: stub\n"
-                    "    timeout_s: 10\n    max_retries: 2\n    retry_base_s: 0.01\n")
+    if base_url:  # a `stub` endpoint next to the project's own (the one-line switch a user makes)
+        stub = (f"  stub:\n    provider: openai\n    base_url: {base_url}\n    model: stub\n"
+                "    timeout_s: 10\n    max_retries: 2\n    retry_base_s: 0.01\n")
+        text = (dest / "project.yml").read_text()
+        if "\nendpoints:\n" in text:
+            text = text.replace("\nendpoints:\n", "\nendpoints:\n" + stub, 1)
+        else:
+            text += "\nendpoints:\n" + stub
+        (dest / "project.yml").write_text(text)
     return dest
 
 
@@ -184,6 +189,25 @@ def test_rerun_is_incremental(built, stub_server):
     assert len(records) == len(first) + 6
     old = {r["id"]: r for r in first}
     assert all(old[i] == r for r in records if (i := r["id"]) in old)  # earlier lines untouched
+    for record in records:
+        check_conversation(record)
+
+
+def test_one_line_switch_to_the_teacher_endpoint(tmp_path):
+    """project.yml's `teacher` endpoint, pointed at the stub through its ${ENV} defaults and named by
+    one --vars line; the API key travels from the environment to the server."""
+    with OpenAIServer(ServerConfig(api_key="sk-bank-test")) as server:
+        project = copy_project(tmp_path / "teacher")
+        env = {"TEACHER_BASE_URL": server.url, "TEACHER_MODEL": "stub", "TEACHER_API_KEY_ENV": "BANK_TEST_KEY",
+               "BANK_TEST_KEY": "sk-bank-test"}
+        variables = ("{question_endpoint: teacher, response_endpoint: teacher, question_min_words: 1, "
+                     "examples_per_topic: 1, min_conversations: 10}")
+        result = run_cli("build", "--vars", variables, cwd=project, env=env)
+        assert result.returncode == 0, result.stdout[-3000:]
+        assert server.stats.statuses == {200: 22 + 22 * 3}  # every request authorised
+        assert "sk-bank-test" not in (project / "target" / "run_results.json").read_text()
+    records = read_jsonl(project / "target" / "exports" / "chat.jsonl")
+    assert len(records) == 22 * 3
     for record in records:
         check_conversation(record)
 
