@@ -1,9 +1,19 @@
--- Fails the evaluation build when a held-out question was (nearly) trained on.
+-- Fails the evaluation build when the held-out set leaks training data: any exact or normalised
+-- duplicate of a training question, or more than decontamination_max_share of the questions over the
+-- n-gram overlap threshold (those few are dropped from the answers by eval_answers).
 {{ config(enabled=var('run_eval', false), tags=['eval']) }}
 
+with checked as (
+    select * from {{ ref('eval_decontamination') }}
+),
+
+share as (
+    select avg(contaminated::int) as contaminated_share from checked
+)
+
 select question_id, question, source, exact_duplicate, normalized_duplicate, max_ngram_overlap,
-       closest_training_question
-from {{ ref('eval_decontamination') }}
+       closest_training_question, contaminated_share
+from checked, share
 where exact_duplicate
    or normalized_duplicate
-   or max_ngram_overlap > {{ var('decontamination_max_overlap', 0.8) }}
+   or (contaminated and contaminated_share > {{ var('decontamination_max_share', 0.1) }})

@@ -119,3 +119,23 @@ def test_decontamination_fails_the_build(evaluated, stub, tmp_path):
     status = {r["unique_id"].split(".")[-1]: r["status"] for r in data["results"]}
     assert status["eval_decontamination"] == "fail"
     assert status["eval_answers"] == "skipped"
+
+
+def test_a_near_duplicate_is_dropped_not_fatal(evaluated, tmp_path):
+    project = tmp_path / "bank"
+    shutil.copytree(evaluated, project)
+    train_question = next(m["content"] for line in (project / "target/exports/chat_train.jsonl").read_text().splitlines()
+                          for m in json.loads(line)["messages"] if m["role"] == "user" and len(m["content"].split()) >= 9)
+    near = tmp_path / "banking77"
+    near.mkdir()
+    # one extra word: most trigrams shared with the training question; twelve unrelated questions
+    rows = [[f"Hi {train_question}", "near"]] + [[f"Unrelated question number {i} about Mars?", "x"] for i in range(12)]
+    with open(near / "test.csv", "w", newline="") as f:
+        csv.writer(f).writerows([["text", "category"], *rows])
+    result = run_cli("build", "-s", "tag:eval", "--vars", _vars(banking77_dir=str(near), eval_banking77_n=13),
+                     cwd=project)
+    assert result.returncode == 0, result.stderr[-2000:]
+    flagged = _rows(project, "select question from eval_decontamination where contaminated")
+    assert [r["question"] for r in flagged] == [rows[0][0]]
+    answered = {r["question"] for r in _rows(project, "select distinct question from eval_answers")}
+    assert rows[0][0] not in answered and rows[1][0] in answered

@@ -1,6 +1,7 @@
 -- Every contestant answers every held-out question (var eval_contestants: name, endpoint, prompt).
--- Greedy decoding, so a re-run is answered from the cache. Downstream of eval_decontamination, so a
--- contaminated held-out set stops the evaluation before anything is paid for.
+-- Greedy decoding, so a re-run is answered from the cache. Downstream of eval_decontamination: the
+-- few contaminated questions are left out, and a leaking held-out set stops the evaluation (its test)
+-- before anything is paid for.
 {{ eval_config() }}
 {%- set contestants = var('eval_contestants', [
     {'name': 'base_no_rules', 'endpoint': var('eval_base_endpoint', 'default'), 'prompt': 'plain'},
@@ -13,6 +14,7 @@ with questions as (
     select q.*
     from {{ ref('eval_questions') }} as q
     join {{ ref('eval_decontamination') }} as d using (question_id)
+    where not d.contaminated
 ),
 
 rules as (

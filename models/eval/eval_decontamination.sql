@@ -1,7 +1,9 @@
 -- Decontamination: each held-out question against every user turn of the training JSONL
 -- (target/exports/chat_train.jsonl, read back through chat_train): exact and normalised duplicates,
 -- and the largest share of the question's word trigrams found in one training question.
--- tests/eval_decontamination.sql fails the build above var decontamination_max_overlap.
+-- A question over var decontamination_max_overlap is `contaminated` and left out of the answers;
+-- tests/eval_decontamination.sql fails the build on any exact/normalised duplicate (a split leak) or
+-- when more than var decontamination_max_share of the held-out set is contaminated.
 {{ eval_config() }}
 
 with held_out as (
@@ -40,12 +42,14 @@ select question_id,
        coalesce(bool_or(exact), false)                   as exact_duplicate,
        coalesce(bool_or(normalised), false)              as normalized_duplicate,
        coalesce(max(overlap), 0.0)                       as max_ngram_overlap,
-       arg_max(training_question, overlap)               as closest_training_question
+       arg_max(training_question, overlap)               as closest_training_question,
+       coalesce(bool_or(exact) or bool_or(normalised)
+                or max(overlap) > {{ var('decontamination_max_overlap', 0.8) }}, false) as contaminated
 from pairs
 group by question_id
 union all by name
 -- held-out questions when the training file is empty (no pairs at all)
 select question_id, question, source, false as exact_duplicate, false as normalized_duplicate,
-       0.0 as max_ngram_overlap, null as closest_training_question
+       0.0 as max_ngram_overlap, null as closest_training_question, false as contaminated
 from held_out
 where not exists (select 1 from training)
