@@ -20,6 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: install
 	$(VENV)/bin/sqlsynth build
+	$(VENV)/bin/sqlsynth show pipeline_summary --limit 20
 
 # Evaluation end to end on CPU: the pipeline, a short LoRA fine-tune of the bundled student on the
 # train split, every contestant on the held-out set, the judge, metrics, then target/report/index.html.

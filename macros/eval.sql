@@ -23,14 +23,14 @@ list_distinct(list_transform(range(1, len(str_split({{ normalized_column }}, ' '
 {#- The chat request each kind of contestant gets for a question:
     plain   the question alone (what the fine-tuned student sees in production)
     rules   the bank's full rules as a system prompt, then the question (the expensive baseline)
-    teacher the pipeline's own response prompt (rules + reasoning scaffold), as the teacher saw it -#}
+    teacher the pipeline's own response request (system: rules + reasoning scaffold; user: the question) -#}
 {% macro eval_request(kind, question, in_scope, rules) -%}
 {%- if kind == 'plain' -%}
 [{'role': 'user', 'content': {{ question }}}]
 {%- elif kind == 'rules' -%}
 [{'role': 'system', 'content': {{ eval_rules_system_prompt(rules) }}}, {'role': 'user', 'content': {{ question }}}]
 {%- elif kind == 'teacher' -%}
-[{'role': 'user', 'content': {{ response_prompt(question, in_scope, rules) }}}]
+{{ response_request(question, in_scope, rules) }}
 {%- else -%}
 {{ exceptions.raise_compiler_error("eval contestant prompt must be plain, rules or teacher, not '" ~ kind ~ "'") }}
 {%- endif -%}

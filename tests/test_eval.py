@@ -139,3 +139,17 @@ def test_a_near_duplicate_is_dropped_not_fatal(evaluated, tmp_path):
     assert [r["question"] for r in flagged] == [rows[0][0]]
     answered = {r["question"] for r in _rows(project, "select distinct question from eval_answers")}
     assert rows[0][0] not in answered and rows[1][0] in answered
+
+
+def test_each_kind_of_request_has_its_own_call(evaluated):
+    """Contestants on one endpoint with different prompts (rules vs teacher) must not share a call;
+    the same request on the same endpoint (plain vs plain, here all on the stub) is one call."""
+    rows = _rows(evaluated, "select prompt_kind, question_id, answer_cache_key from eval_judgements")
+    assert all(r["answer_cache_key"] for r in rows)
+    by_question: dict[str, dict[str, set]] = {}
+    for r in rows:
+        by_question.setdefault(r["question_id"], {}).setdefault(r["prompt_kind"], set()).add(r["answer_cache_key"])
+    for kinds in by_question.values():
+        assert set(kinds) == {"plain", "rules", "teacher"}
+        assert all(len(keys) == 1 for keys in kinds.values())
+        assert len(set.union(*kinds.values())) == 3

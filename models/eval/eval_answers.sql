@@ -40,6 +40,7 @@ answered as materialized (
 )
 
 select contestant, endpoint, prompt_kind, question_id, question, source, topic, in_scope,
+       request[1].content as first_message,
        request[-1].content as last_message,
        len(request) as n_messages,
        trim(answer.result) as answer,

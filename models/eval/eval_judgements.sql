@@ -22,6 +22,7 @@ judged as materialized (
 
 answer_calls as (   -- the cache row that produced each answer: same endpoint, same messages
     select c.key, c.endpoint, c.prompt_tokens, c.completion_tokens,
+           json_extract_string(c.request, '$[0].content') as first_message,
            json_extract_string(c.request, '$[#-1].content') as last_message,
            json_array_length(c.request) as n_messages,
            (select min(l.latency_ms) from sqlsynth.calls as l where l.key = c.key and l.error is null) as latency_ms
@@ -29,7 +30,8 @@ answer_calls as (   -- the cache row that produced each answer: same endpoint, s
     where c.response_format is null
       and c.endpoint in (select distinct endpoint from answers)
       and json_extract(c.parameters, '$.max_tokens') = {{ var('eval_max_tokens', 80) }}
-    qualify row_number() over (partition by c.endpoint, last_message, n_messages order by c.created_at desc) = 1
+    qualify row_number() over (partition by c.endpoint, first_message, last_message, n_messages
+                               order by c.created_at desc) = 1
 )
 
 select j.contestant, j.endpoint, j.prompt_kind, j.question_id, j.question, j.source, j.topic, j.in_scope,
@@ -46,4 +48,5 @@ select j.contestant, j.endpoint, j.prompt_kind, j.question_id, j.question, j.sou
        k.prompt_tokens, k.completion_tokens, k.latency_ms
 from judged as j
 left join answer_calls as k
-       on k.endpoint = j.endpoint and k.last_message = j.last_message and k.n_messages = j.n_messages
+       on k.endpoint = j.endpoint and k.first_message = j.first_message and k.last_message = j.last_message
+      and k.n_messages = j.n_messages
