@@ -23,6 +23,14 @@ class LineList(list):
 
 class _LineLoader(yaml.SafeLoader):
     def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str) and key in seen and key != "<<":
+                # YAML would silently keep the last one: a second `endpoints:` would drop the first
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key '{key}' (first on line {seen[key]})", key_node.start_mark)
+            seen[key] = key_node.start_mark.line + 1
         mapping = LineDict(super().construct_mapping(node, deep=deep))
         mapping.line = node.start_mark.line + 1
         mapping.key_lines = {

@@ -87,3 +87,10 @@ def test_memory_limit(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_project_config(write(tmp_path, "name: p\nmemory_limit: lots\n"))
     assert info.value.line == 2
+
+
+def test_duplicate_key_is_an_error(tmp_path):
+    text = "name: p\nendpoints:\n  a:\n    provider: openai\n    model: m\nendpoints:\n  b:\n    provider: openai\n    model: m\n"
+    with pytest.raises(ConfigError) as info:
+        load_project_config(write(tmp_path, text))
+    assert info.value.line == 6 and "duplicate key 'endpoints' (first on line 2)" in info.value.message
