@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported (see LOCAL.md)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported (see README, "The local model")
 
 from sqlsynth.errors import SqlsynthError  # noqa: E402
 from sqlsynth.llm import bundled  # noqa: E402

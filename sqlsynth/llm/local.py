@@ -1,6 +1,6 @@
 """The in-process ``provider: transformers`` backend: batched generation with a local HF model.
 
-How it works (see LOCAL.md for the user-facing version):
+How it works (see the README section "The local model" for the user-facing version):
 
 - The model (bundled name, GGUF file, HF dir or PEFT adapter dir; see ``bundled.resolve_model_dir``)
   is loaded once per process and device, and shared by every endpoint naming it.
@@ -332,7 +332,7 @@ class _Job:
 
 
 class TransformersBackend:
-    """Backend for ``provider: transformers`` endpoints (see module docstring and LOCAL.md)."""
+    """Backend for ``provider: transformers`` endpoints (see the module docstring and the README)."""
 
     def __init__(self, endpoint, name: str):
         self.endpoint = endpoint
