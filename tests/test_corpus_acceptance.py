@@ -1,4 +1,4 @@
-"""Acceptance of the private-corpus path on the fixture project (tests/fixtures/corpus/gardening):
+"""Acceptance of the private-corpus path on examples/gardening (with tests/fixtures/corpus/gardening/project.yml):
 Posts.xml → corpus_posts → corpus_qa → JSONL export → vector index → retrieve → grounded answers,
 with the answers coming from the local OpenAI stub server (fast, deterministic). One marked test
 runs the grounded model on the real bundled local model."""
@@ -24,11 +24,20 @@ def query(root, sql):
     return query_db(root, sql, database=f"target/{name}.duckdb")
 
 
+EXAMPLE = ROOT / "examples" / "gardening"
+FIXTURE = ROOT / "tests" / "fixtures" / "corpus" / "gardening"
+
+
 @pytest.fixture
-def gardening(fixture_project, monkeypatch):
+def gardening(tmp_path, monkeypatch):
+    """The example project itself (models, macros, seeds, docs) with the fixture's project.yml, which
+    points the answers at the stub server and sets a small context window."""
+    root = tmp_path / "gardening"
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns("target", "README.md", "__pycache__"))
+    shutil.copy(FIXTURE / "project.yml", root / "project.yml")
     with OpenAIServer(ServerConfig()) as server:
         monkeypatch.setenv("CORPUS_STUB_URL", server.url)
-        yield fixture_project("corpus/gardening"), server
+        yield root, server
 
 
 def test_ingest_export_index_retrieve_and_answer(gardening):
