@@ -32,6 +32,7 @@ eval: demo $(STUDENT)/training_summary.json
 	$(VENV)/bin/sqlsynth report
 
 $(STUDENT)/training_summary.json: target/exports/chat_train.jsonl
+	rm -rf $(STUDENT)  # new training data: a fresh run, not a resume of the old one
 	$(PY) -m training.trainer --input-model smollm2-135m-instruct \
 		--training-dataset target/exports/chat_train.jsonl --local-output-dir $(STUDENT) \
 		--lora --max-steps $(EVAL_STEPS) --per-device-train-batch-size 4 --max-seq-len 384 \
