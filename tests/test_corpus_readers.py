@@ -11,7 +11,7 @@ from sqlsynth.corpus.readers import read_stack_exchange_xml
 
 from helpers import build, query
 
-FIXTURE_POSTS = Path(__file__).parent / "fixtures" / "corpus" / "gardening" / "seeds" / "Posts.xml"
+FIXTURE_POSTS = Path(__file__).resolve().parents[1] / "examples" / "gardening" / "seeds" / "Posts.xml"
 HEAD = '<?xml version="1.0" encoding="utf-8"?>\n<posts>\n'
 
 
