@@ -56,7 +56,8 @@ def metrics_table(columns: list[str], rows: list[tuple]) -> str:
     body = "".join(
         "<tr>" + "".join(f'<td class="{"num" if _is_number(v) else "txt"}">{format_number(v)}</td>' for v in row)
         + "</tr>" for row in rows)
-    return f'<table class="metrics"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    return (f'<div class="scroll"><table class="metrics"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{body}</tbody></table></div>')
 
 
 def bar_chart(title: str, labels: list[str], values: list[float], width: int = 420) -> str:
@@ -138,6 +139,7 @@ table.examples td { max-width: 320px; white-space: pre-wrap; } td.q { font-weigh
 .charts { display: flex; flex-wrap: wrap; gap: 18px; }
 .chart-title { font-size: 13px; font-weight: 600; } .label, .value { font-size: 11px; }
 .axis { stroke: #999; } .note { color: #666; font-size: 12px; }
+.scroll { overflow-x: auto; } table.metrics th { white-space: normal; max-width: 120px; }
 """
 
 
