@@ -17,7 +17,8 @@ class LLMRequest:
 
 @dataclass
 class LLMResult:
-    """What came back. ``text`` is None exactly when ``error`` is set."""
+    """What came back. ``text`` is None exactly when ``error`` is set. ``finish_reason``: why generation
+    stopped — "stop" (natural end or a stop sequence), "length" (hit max_tokens), "error" (no answer)."""
 
     text: str | None
     prompt_tokens: int = 0
@@ -25,6 +26,7 @@ class LLMResult:
     latency_s: float = 0.0
     error: str | None = None
     attempts: int = 1
+    finish_reason: str | None = None
 
 
 class Backend(Protocol):
