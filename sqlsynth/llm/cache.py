@@ -31,11 +31,14 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.calls (
     ts TIMESTAMP, endpoint VARCHAR, provider VARCHAR, model VARCHAR, key VARCHAR, node VARCHAR,
     status VARCHAR, attempts INTEGER, prompt_tokens INTEGER, completion_tokens INTEGER,
     latency_ms DOUBLE, error VARCHAR);
+ALTER TABLE {SCHEMA}.calls ADD COLUMN IF NOT EXISTS finish_reason VARCHAR;
+ALTER TABLE {SCHEMA}.cache ADD COLUMN IF NOT EXISTS finish_reason VARCHAR;
 """
 _CACHE_COLUMNS = ("key", "endpoint", "provider", "model", "base_url", "request", "parameters",
-                  "response_format", "response", "prompt_tokens", "completion_tokens", "created_at")
+                  "response_format", "response", "prompt_tokens", "completion_tokens", "created_at",
+                  "finish_reason")
 _CALL_COLUMNS = ("ts", "endpoint", "provider", "model", "key", "node", "status", "attempts",
-                 "prompt_tokens", "completion_tokens", "latency_ms", "error")
+                 "prompt_tokens", "completion_tokens", "latency_ms", "error", "finish_reason")
 
 
 def cache_key(identity: dict[str, Any], messages: Any, parameters: dict[str, Any],
@@ -72,6 +75,7 @@ class CacheRow:
     response: str
     prompt_tokens: int
     completion_tokens: int
+    finish_reason: str | None = None
 
 
 @dataclass
@@ -86,6 +90,7 @@ class CallRow:
     completion_tokens: int
     latency_ms: float
     error: str | None
+    finish_reason: str | None = None
 
 
 class Cache:
@@ -108,17 +113,18 @@ class Cache:
                 self.warning = f"ai_query cache is not persisted: {str(exc).splitlines()[0]}"
         return self._cursor
 
-    def lookup(self, keys: list[str]) -> dict[str, str]:
+    def lookup(self, keys: list[str]) -> dict[str, tuple[str, str | None]]:
+        """key → (cached answer, its finish_reason) for the keys that are cached."""
         if not keys:
             return {}
         with self._lock:
             cur = self._cur()
             try:
-                rows = cur.execute(f"SELECT key, response FROM {SCHEMA}.cache WHERE key IN "
+                rows = cur.execute(f"SELECT key, response, finish_reason FROM {SCHEMA}.cache WHERE key IN "
                                    f"(SELECT unnest($1::VARCHAR[]))", [keys]).fetchall()
             except duckdb.CatalogException:
                 return {}
-        return dict(rows)
+        return {key: (response, finish) for key, response, finish in rows}
 
     def write(self, rows: list[CacheRow], calls: list[CallRow]) -> None:
         """Insert (and so commit) completed rows; called every fraction of a second while a batch runs."""
@@ -132,13 +138,13 @@ class Cache:
             if rows:
                 values = [(r.key, r.endpoint, r.identity.get("provider"), r.identity.get("model"),
                            r.identity.get("base_url"), json.dumps(r.messages), json.dumps(r.parameters),
-                           r.response_format, r.response, r.prompt_tokens, r.completion_tokens, now)
+                           r.response_format, r.response, r.prompt_tokens, r.completion_tokens, now, r.finish_reason)
                           for r in rows]
                 _insert(cur, "cache", _CACHE_COLUMNS, values, ignore=True)
             if calls:
                 values = [(now, c.endpoint, c.identity.get("provider"), c.identity.get("model"), c.key,
                            c.node, c.status, c.attempts, c.prompt_tokens, c.completion_tokens,
-                           round(c.latency_ms, 3), c.error) for c in calls]
+                           round(c.latency_ms, 3), c.error, c.finish_reason) for c in calls]
                 _insert(cur, "calls", _CALL_COLUMNS, values, ignore=False)
 
     def close(self) -> None:

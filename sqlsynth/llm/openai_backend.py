@@ -205,8 +205,10 @@ class OpenAIBackend:
         if not isinstance(text, str):
             raise _Retryable("the server answered with an empty message")
         usage = response.get("usage") or {}
+        finish = choices[0].get("finish_reason")
         return LLMResult(text=text, prompt_tokens=int(usage.get("prompt_tokens") or 0),
-                         completion_tokens=int(usage.get("completion_tokens") or 0))
+                         completion_tokens=int(usage.get("completion_tokens") or 0),
+                         finish_reason=finish if isinstance(finish, str) else None)
 
     # -- helpers
     def _ensure_client(self) -> Any:
@@ -244,7 +246,7 @@ class OpenAIBackend:
 
     def _failed(self, message: str, attempts: int, started: float) -> LLMResult:
         return LLMResult(text=None, error=self._scrub(message), attempts=attempts,
-                         latency_s=time.perf_counter() - started)
+                         latency_s=time.perf_counter() - started, finish_reason="error")
 
 
 def _root_cause(exc: BaseException) -> BaseException:

@@ -37,6 +37,7 @@ _ROLES = {"system", "user", "assistant"}
 class Outcome:
     value: str | None          # validated JSON text (responseFormat) or the answer text
     error: str | None = None
+    finish_reason: str | None = None  # stop / length / error (None: not known, e.g. an old cache row)
 
 
 @dataclass
@@ -128,7 +129,7 @@ class Runner:
         # downstream (unnest, joins) see the right number of rows.
         def value(key: str) -> str:
             if key in hits:
-                return hits[key]
+                return hits[key][0]
             return json.dumps(example_value(fmt.json_schema, key[:8])) if fmt else f"(plan placeholder {key[:8]})"
         return [Outcome(None if k is None else value(k)) for k in keys]
 
@@ -151,8 +152,8 @@ class _Batch:
     def answer(self, jobs: dict[str, _Job]) -> dict[str, Outcome]:
         answers: dict[str, Outcome] = {}
         hits = self.runner.cache.lookup(list(jobs))
-        for key, value in hits.items():
-            answers[key] = Outcome(value)
+        for key, (value, finish) in hits.items():
+            answers[key] = Outcome(value, None, finish)
         self.counters.cached = len(hits)
         misses = [job for key, job in jobs.items() if key not in hits]
         self._check_budget(len(misses))
@@ -270,13 +271,14 @@ class _Batch:
             self.counters.errors += 1
             self.progress.advance(0, errors=1)
             value = None
-        self._log(job, result, status, error)
-        outcome = Outcome(value, error)
+        finish = "error" if error is not None else (result.finish_reason or "stop")
+        self._log(job, result, status, error, finish)
+        outcome = Outcome(value, error, finish)
         if error is None:
             self.pending_cache.append(CacheRow(
                 job.key, self.endpoint, self.identity, job.messages, job.parameters,
                 self.fmt.source if self.fmt else None, value or "", result.prompt_tokens,
-                result.completion_tokens))
+                result.completion_tokens, finish))
         with _inflight_lock:
             final = _inflight.get(job.key)
         if final is not None:
@@ -293,10 +295,12 @@ class _Batch:
         job.request = LLMRequest(tuple(job.request.messages) + tuple(nudge), job.request.parameters,
                                  job.request.response_schema)
 
-    def _log(self, job: _Job, result: LLMResult, status: str, error: str | None) -> None:
+    def _log(self, job: _Job, result: LLMResult, status: str, error: str | None,
+             finish: str | None = None) -> None:
         self.pending_calls.append(CallRow(
             self.endpoint, self.identity, job.key, self.node, status, result.attempts,
-            result.prompt_tokens, result.completion_tokens, result.latency_s * 1000.0, error))
+            result.prompt_tokens, result.completion_tokens, result.latency_s * 1000.0, error,
+            finish or result.finish_reason))
 
     # ----------------------------------------------------------------- commits
     def _flush(self, force: bool = False) -> None:

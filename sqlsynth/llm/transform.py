@@ -83,7 +83,7 @@ def _rewrite_call(call: exp.Anonymous, tctx: Any, databricks: bool) -> exp.Expre
         exp.Literal.string(tctx.node_name) if getattr(tctx, "node_name", None) else exp.Null()])
     result: Any = "VARCHAR" if (structure is None or databricks) else structure
     if not fail:
-        result = {"result": result, "errorMessage": "VARCHAR"}
+        result = {"result": result, "errorMessage": "VARCHAR", "finishReason": "VARCHAR"}
     if result == "VARCHAR":
         return udf
     return _from_json(udf, result)

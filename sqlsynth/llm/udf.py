@@ -82,12 +82,13 @@ class AIQueryFunction:
 
 
 def _wrap(outcome: Any, structured: bool) -> str:
-    """failOnError=false: {"result": <object or text or null>, "errorMessage": ...} as JSON text."""
+    """failOnError=false: {"result": <object or text or null>, "errorMessage": ..., "finishReason": ...}."""
     if outcome.value is None:
         result = "null"
     else:
         result = outcome.value if structured else json.dumps(outcome.value)
-    return f'{{"result":{result},"errorMessage":{json.dumps(outcome.error)}}}'
+    return (f'{{"result":{result},"errorMessage":{json.dumps(outcome.error)},'
+            f'"finishReason":{json.dumps(outcome.finish_reason)}}}')
 
 
 def _pylist(column: Any) -> list[Any]:

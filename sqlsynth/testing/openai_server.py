@@ -103,12 +103,16 @@ def answer_for(body: dict[str, Any], invalid: bool = False) -> str:
 
 
 def completion_body(body: dict[str, Any], text: str) -> dict[str, Any]:
+    """A chat.completion; a plain-text answer longer than max_tokens words is cut, finish_reason "length"."""
     prompt_words = sum(len(str(m.get("content", "")).split()) for m in body.get("messages") or [])
+    finish, limit = "stop", body.get("max_tokens") or body.get("max_completion_tokens")
+    if isinstance(limit, int) and not body.get("response_format") and len(text.split()) > limit:
+        text, finish = " ".join(text.split()[:limit]), "length"
     out_words = len(text.split())
     return {
         "id": "chatcmpl-" + _digest(text), "object": "chat.completion", "created": 0,
         "model": body.get("model", "stub"),
-        "choices": [{"index": 0, "finish_reason": "stop",
+        "choices": [{"index": 0, "finish_reason": finish,
                      "message": {"role": "assistant", "content": text}}],
         "usage": {"prompt_tokens": prompt_words, "completion_tokens": out_words,
                   "total_tokens": prompt_words + out_words},

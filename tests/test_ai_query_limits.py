@@ -1,0 +1,48 @@
+"""ai_query against a misbehaving or limiting provider, through the real `sqlsynth` entry point and the
+real local test server: finish_reason, circuit breaker, Retry-After cap, parameter vocabulary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from test_ai_query_cli import cli
+
+from helpers import query
+from llm_support import stub
+
+
+def make(tmp_path: Path, url: str, models: dict[str, str], endpoint: str = "") -> Path:
+    (tmp_path / "models").mkdir()
+    (tmp_path / "project.yml").write_text(
+        "name: p\nendpoints:\n  teacher:\n    provider: openai\n"
+        f"    base_url: {url}\n    model: stub\n    max_retries: 2\n    retry_base_s: 0.01\n" + endpoint)
+    for name, sql in models.items():
+        (tmp_path / "models" / f"{name}.sql").write_text("{{ config(materialized='table') }}\n" + sql)
+    return tmp_path
+
+
+def q(project: Path, sql: str) -> list[tuple]:
+    return query(project, sql, "target/p.duckdb")
+
+
+def test_finish_reason_in_the_call_log_and_next_to_the_answer(tmp_path):
+    sql = ("select i, ai_query('teacher', 'tell me about ' || i || ' things', failOnError := false,"
+           " modelParameters := {'max_tokens': {{ 3 if var('short', false) else 50 }}}) as r"
+           " from range(2) t(i)")
+    with stub() as server:
+        project = make(tmp_path, server.url, {"answers": sql})
+        done = cli(project, "run", "--vars", "{short: true}")
+        assert done.returncode == 0, done.stdout + done.stderr
+        rows = q(project, "select r.result, r.finishReason from answers order by i")
+        assert rows == [("reply: tell me", "length"), ("reply: tell me", "length")]
+        assert cli(project, "run").returncode == 0
+        rows = q(project, "select r.finishReason from answers")
+        assert rows == [("stop",), ("stop",)]
+        log = q(project, "select finish_reason, count(*) from sqlsynth.calls group by 1 order by 1")
+        assert log == [("length", 2), ("stop", 2)]
+        # A re-run answers from the cache, which kept the finish reason.
+        assert cli(project, "run").returncode == 0 and server.stats.requests == 4
+        assert q(project, "select r.finishReason from answers") == [("stop",), ("stop",)]
+        shown = cli(project, "show", "select ai_query('teacher', 'a b c d e f', failOnError := false, "
+                    "modelParameters := {'max_tokens': 2}).finishReason as f")
+        assert shown.returncode == 0 and "length" in shown.stdout, shown.stdout + shown.stderr
