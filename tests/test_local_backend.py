@@ -1,4 +1,4 @@
-"""The in-process transformers backend (sqlsynth/llm/local.py).
+"""The in-process transformers backend (the sqlsynth/llm/local/ package).
 
 Fast tests run a tiny random Llama built offline (tests/fixtures/local/tiny.py); tests marked
 ``model`` load the real bundled SmolLM2-135M-Instruct (a couple of minutes on 2 cores).
@@ -28,11 +28,15 @@ from sqlsynth.llm.bundled import LocalModelError  # noqa: E402
 from sqlsynth.llm.local import (  # noqa: E402
     InvalidParametersError,
     TransformersBackend,
+    batching,
     bounded_schema,
+    generation,
+    loading,
     minimal_instance,
     pack_bitmask,
     parse_options,
 )
+from sqlsynth.llm.local import backend as backend_module  # noqa: E402
 from sqlsynth.llm.types import LLMRequest  # noqa: E402
 
 TINY = Path(__file__).parent / "fixtures" / "local" / "tiny.py"
@@ -129,7 +133,7 @@ def test_bad_endpoint_parameters_fail_at_construction(tiny_dir):
 
 
 def test_bad_request_parameters_fail_before_generating(tiny_dir, monkeypatch):
-    monkeypatch.setattr(local, "_run_batch", lambda *a: pytest.fail("generated despite a bad parameter"))
+    monkeypatch.setattr(backend_module, "run_batch", lambda *a: pytest.fail("generated despite a bad parameter"))
     with pytest.raises(InvalidParametersError, match=r"request 1.*beams"):
         backend(tiny_dir).generate_many([ask("a"), ask("b", beams=2)])
 
@@ -206,31 +210,31 @@ def test_num_return_sequences_come_back_as_a_json_array(tiny_dir):
 
 def test_batch_size_and_memory_cut_batches(tiny_dir, monkeypatch):
     calls = []
-    real = local._generate
+    real = generation.generate_batch
 
     def spy(loaded, jobs):
         calls.append(len(jobs))
         return real(loaded, jobs)
 
-    monkeypatch.setattr(local, "_generate", spy)
+    monkeypatch.setattr(generation, "generate_batch", spy)
     requests = [ask(f"prompt {i}", max_tokens=3) for i in range(7)]
     backend(tiny_dir, batch_size=3).generate_many(requests)
     assert calls == [3, 3, 1]
     calls.clear()
-    monkeypatch.setattr(local, "_memory_budget", lambda device: 1)  # nothing fits: one at a time
+    monkeypatch.setattr(batching, "memory_budget", lambda device: 1)  # nothing fits: one at a time
     backend(tiny_dir).generate_many(requests[:3])
     assert calls == [1, 1, 1]
 
 
 def test_requests_are_grouped_by_settings_and_sorted_by_length(tiny_dir, monkeypatch):
     seen = []
-    real = local._generate
+    real = generation.generate_batch
 
     def spy(loaded, jobs):
         seen.append([(j.options.max_new_tokens, len(j.prompt_ids)) for j in jobs])
         return real(loaded, jobs)
 
-    monkeypatch.setattr(local, "_generate", spy)
+    monkeypatch.setattr(generation, "generate_batch", spy)
     requests = [ask("long prompt " * 6, max_tokens=3), ask("a", max_tokens=4), ask("b", max_tokens=3)]
     results = backend(tiny_dir).generate_many(requests)
     assert len(seen) == 2 and [len(batch) for batch in seen] == [2, 1]
@@ -246,14 +250,14 @@ def test_prompt_longer_than_context_window_is_a_per_request_error(tiny_dir):
 
 
 def test_chat_template_failure_is_a_per_request_error(tiny_dir, monkeypatch):
-    real = local.encode_chat
+    real = loading.encode_chat
 
     def picky(tokenizer, messages):
         if messages[0]["role"] == "assistant":
             raise ValueError("conversation roles must alternate user/assistant")
         return real(tokenizer, messages)
 
-    monkeypatch.setattr(local, "encode_chat", picky)
+    monkeypatch.setattr(backend_module, "encode_chat", picky)
     bad = LLMRequest(messages=({"role": "assistant", "content": "x"},), parameters={"max_tokens": 2})
     results = backend(tiny_dir).generate_many([bad, ask("fine", max_tokens=2)])
     assert results[0].text is None and "must alternate" in results[0].error
@@ -269,10 +273,10 @@ def test_endpoint_defaults_are_overridden_per_request(tiny_dir):
 
 
 def test_model_is_loaded_once_per_process(tiny_dir, monkeypatch):
-    local._MODELS.clear()
+    loading._MODELS.clear()
     loads = []
-    real = local._load
-    monkeypatch.setattr(local, "_load", lambda d, dev: loads.append(d) or real(d, dev))
+    real = loading._load
+    monkeypatch.setattr(loading, "_load", lambda d, dev: loads.append(d) or real(d, dev))
     threads = [threading.Thread(target=lambda: backend(tiny_dir).loaded) for _ in range(4)]
     for t in threads:
         t.start()

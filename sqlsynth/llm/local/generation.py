@@ -1,0 +1,160 @@
+"""One batch through ``generate()``: left padding, logits processors, decoding the answers."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+
+from ..types import LLMResult
+from .batching import Job, is_beam_sampling
+from .loading import LoadedModel
+from .sampling import RepetitionPenalty, RowSampler
+
+
+def run_batch(loaded: LoadedModel, jobs: list[Job]) -> None:
+    """Generate for jobs sharing settings; fills ``job.result`` (an error result if generate fails)."""
+    started = time.perf_counter()
+    try:
+        with loaded.lock:
+            texts, counts = generate_batch(loaded, jobs)
+    except Exception as exc:  # OOM, device errors: every request of the batch gets the error
+        for job in jobs:
+            job.result = LLMResult(text=None, prompt_tokens=len(job.prompt_ids),
+                                   error=f"local generation failed: {type(exc).__name__}: {exc}")
+        return
+    latency = time.perf_counter() - started
+    for job, answers, completion in zip(jobs, texts, counts, strict=True):
+        job.result = _result(job, answers, completion, latency)
+
+
+def _result(job: Job, answers: list[str | None], completion: int, latency: float) -> LLMResult:
+    if any(a is None for a in answers):
+        return LLMResult(text=None, prompt_tokens=len(job.prompt_ids), completion_tokens=completion,
+                         latency_s=latency, error=(
+                             "structured answer is not complete JSON within "
+                             f"max_tokens={job.options.max_new_tokens}: raise max_tokens"))
+    if len(answers) == 1:
+        text = answers[0]
+    elif job.schema is not None:
+        text = json.dumps([json.loads(a) for a in answers], ensure_ascii=False)
+    else:
+        text = json.dumps(answers, ensure_ascii=False)
+    return LLMResult(text=text, prompt_tokens=len(job.prompt_ids), completion_tokens=completion,
+                     latency_s=latency)
+
+
+def generate_batch(loaded: LoadedModel, jobs: list[Job]) -> tuple[list[list[str | None]], list[int]]:
+    import torch
+    from transformers import GenerationConfig, LogitsProcessorList
+
+    options = jobs[0].options
+    n = options.num_return_sequences
+    expand = n if options.num_beams == 1 else 1  # beams: generate() expands itself
+    row_jobs = [job for job in jobs for _ in range(expand)]
+    input_ids, attention_mask, pads = _left_pad(loaded, row_jobs)
+    prompt_len = input_ids.shape[1]
+    max_new = max(job.max_new_tokens for job in jobs)
+    rows_per_input = options.num_beams  # rows generate() sees per input row
+    processors = LogitsProcessorList()
+    if options.repetition_penalty != 1.0:
+        processors.append(RepetitionPenalty(options.repetition_penalty, pads, rows_per_input))
+    grammar_proc = None
+    if jobs[0].schema is not None:
+        grammar_proc = loaded.grammar().processor(jobs[0].schema, max_new, prompt_len,
+                                                  n_rows=len(row_jobs) * rows_per_input)
+        processors.append(grammar_proc)
+        max_new = grammar_proc.hard_limit
+    beam_sampling = is_beam_sampling(options)
+    if options.sampling and not beam_sampling:
+        processors.append(RowSampler(options, _row_seeds(jobs, expand)))
+    if beam_sampling:
+        torch.manual_seed(_seed(jobs[0]) % (1 << 63))
+    sampling = ({"temperature": options.temperature or 1.0, "top_p": options.top_p,
+                 "top_k": options.top_k or None} if beam_sampling else {})
+    stop_strings = list(options.stop) if options.stop and grammar_proc is None else None
+    config = GenerationConfig(
+        max_new_tokens=max_new, do_sample=beam_sampling, num_beams=options.num_beams,
+        num_return_sequences=n if options.num_beams > 1 else 1, **sampling, stop_strings=stop_strings,
+        pad_token_id=loaded.tokenizer.pad_token_id, eos_token_id=loaded.stop_ids,
+        bos_token_id=loaded.model.generation_config.bos_token_id)
+    with torch.inference_mode():
+        output = loaded.model.generate(input_ids=input_ids.to(loaded.device),
+                                       attention_mask=attention_mask.to(loaded.device),
+                                       generation_config=config, logits_processor=processors,
+                                       tokenizer=loaded.tokenizer if stop_strings else None)
+    return _decode(loaded, jobs, output[:, prompt_len:].cpu(), n)
+
+
+def _left_pad(loaded: LoadedModel, row_jobs: list[Job]):
+    import torch
+
+    width = max(len(j.prompt_ids) for j in row_jobs)
+    pad = loaded.tokenizer.pad_token_id
+    input_ids = torch.full((len(row_jobs), width), pad, dtype=torch.long)
+    attention_mask = torch.zeros((len(row_jobs), width), dtype=torch.long)
+    pads = []
+    for row, job in enumerate(row_jobs):
+        start = width - len(job.prompt_ids)
+        input_ids[row, start:] = torch.tensor(job.prompt_ids, dtype=torch.long)
+        attention_mask[row, start:] = 1
+        pads.append(start)
+    return input_ids, attention_mask, pads
+
+
+def _seed(job: Job) -> int:
+    return job.options.seed if job.options.seed is not None else secrets.randbits(63)
+
+
+def _row_seeds(jobs: list[Job], expand: int) -> list[int]:
+    """Sequence k of a request with seed s uses s for k=0 (n=1 and n>1 agree on the first answer)."""
+    seeds = []
+    for job in jobs:
+        base = _seed(job) % (1 << 63)
+        seeds.extend(base if k == 0 else (base * 1_000_003 + k) % (1 << 63) for k in range(expand))
+    return seeds
+
+
+def _decode(loaded: LoadedModel, jobs: list[Job], generated, n: int):
+    """Per job: its n answer texts (None for an incomplete structured answer) and completion tokens."""
+    stop = set(loaded.stop_ids)
+    texts: list[list[str | None]] = []
+    counts: list[int] = []
+    for j, job in enumerate(jobs):
+        answers, used = [], 0
+        for k in range(n):
+            tokens = generated[j * n + k].tolist()
+            length = next((i for i, t in enumerate(tokens) if t in stop), None)
+            content = tokens[:length] if length is not None else tokens
+            if job.schema is None:
+                content = content[: job.max_new_tokens]  # its own limit inside a longer batch
+            used += len(content) + (1 if length is not None else 0)
+            text = loaded.tokenizer.decode(content, skip_special_tokens=True)
+            answers.append(_cut_at_stop(text, job.options.stop).strip() if job.schema is None
+                           else _normalised_json(text))
+        texts.append(answers)
+        counts.append(used)
+    return texts, counts
+
+
+def _cut_at_stop(text: str, stop: tuple[str, ...]) -> str:
+    """OpenAI's convention: the answer ends before the first stop string, which is not included."""
+    cuts = [i for i in (text.find(s) for s in stop if s) if i >= 0]
+    return text[: min(cuts)] if cuts else text
+
+
+def _normalised_json(text: str) -> str | None:
+    """The structured answer as strict JSON, or None when it is not complete JSON.
+
+    Control characters are masked during decoding; re-encoding is the safety net that keeps the
+    answer strict JSON whatever a grammar let through.
+    """
+    try:
+        json.loads(text)
+        return text
+    except ValueError:
+        pass
+    try:
+        return json.dumps(json.loads(text, strict=False), ensure_ascii=False, separators=(", ", ": "))
+    except ValueError:
+        return None
