@@ -12,7 +12,7 @@ from typing import Any
 
 from .artifacts import write_manifest, write_run_results
 from .compile import close_parser, compile_sql, inject_ctes
-from .database import Database
+from .database import Database, connect
 from .errors import ExecutionError
 from .graph import Graph, select
 from .project import Node, Project, load_project
@@ -179,17 +179,34 @@ def clean(project_dir: Path, include_database: bool = False) -> list[Path]:
     # the database holds the LLM cache; target/chroma the embeddings: both cost to rebuild
     keep = set() if include_database else {database, database.with_name(database.name + ".wal"),
                                            (root / config.target_path / "chroma").resolve()}
+    # a running build holds the database's write lock: taking it here makes clean refuse
+    # ("locked by process N (command)") instead of deleting files under a build that then reports success
+    held = connect(database) if database.exists() else None
+    database_files = {database, database.with_name(database.name + ".wal")}
     removed: list[Path] = []
+    pending: list[Path] = []
+    try:
+        for name in config.clean_targets or [config.target_path]:
+            folder = (root / name).resolve()
+            if not folder.exists() or not folder.is_relative_to(root) or folder == root:
+                continue
+            for item in sorted(folder.iterdir()):
+                if item.resolve() in keep:
+                    continue
+                if item.resolve() in database_files:  # deleted below, once the lock is let go
+                    pending.append(item)
+                    continue
+                shutil.rmtree(item) if item.is_dir() and not item.is_symlink() else item.unlink()
+                removed.append(item)
+    finally:
+        if held is not None:
+            held.close()
+    for item in pending:
+        item.unlink(missing_ok=True)
+        removed.append(item)
     for name in config.clean_targets or [config.target_path]:
         folder = (root / name).resolve()
-        if not folder.exists() or not folder.is_relative_to(root) or folder == root:
-            continue
-        for item in sorted(folder.iterdir()):
-            if item.resolve() in keep:
-                continue
-            shutil.rmtree(item) if item.is_dir() else item.unlink()
-            removed.append(item)
-        if not any(folder.iterdir()):
+        if folder.is_dir() and folder.is_relative_to(root) and folder != root and not any(folder.iterdir()):
             folder.rmdir()
     return removed
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from .errors import DatabaseLockedError, SqlsynthError
 from .functions import FunctionContext, register_all
+from .identifiers import quote
 from .project import Project
 
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<exe>\S+) \(PID (?P<pid>\d+)\)")
@@ -92,7 +93,7 @@ class Database:
             "where table_schema = ? and table_name = ? order by ordinal_position", [schema, name]).fetchall()
 
     def ensure_schema(self, schema: str) -> None:
-        self.cursor().execute(f'create schema if not exists "{schema}"')
+        self.cursor().execute(f"create schema if not exists {quote(schema)}")
 
     def close(self) -> None:
         try:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, SqlsynthError
+from .identifiers import quote, relation
 from .project import Node
 
 INCREMENTAL_STRATEGIES = ("append", "delete+insert", "merge")
@@ -35,14 +36,6 @@ class BuildContext:
 class BuildResult:
     rows_affected: int | None
     message: str
-
-
-def quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-def relation(schema: str, name: str) -> str:
-    return f"{quote(schema)}.{quote(name)}"
 
 
 def _temp_name(node: Node) -> str:

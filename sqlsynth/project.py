@@ -11,6 +11,7 @@ from typing import Any
 from .config import ProjectConfig, load_project_config
 from .errors import ConfigError, ProjectError, did_you_mean
 from .functions import UdfModule, UdfSpec, import_udf_file
+from .identifiers import unselectable_character
 from .render import Relation, Renderer, RenderState
 from .yamlfile import LineDict, load_yaml
 
@@ -244,6 +245,12 @@ def load_project(project_dir: Path, cli_vars: dict[str, Any] | None = None) -> P
 
 
 def _add(project: Project, node: Node) -> None:
+    bad = unselectable_character(node.name)
+    if bad is not None and node.resource_type in ("model", "seed", "test") and node.yaml_path is None:
+        shown = "a space" if bad.isspace() else repr(bad)
+        raise ProjectError(f"the {node.resource_type} name '{node.name}' contains {shown}, so --select "
+                           "could never pick it", path=node.original_file_path,
+                           hint="rename the file using letters, digits, '_', '-' or '.'")
     existing = project.nodes.get(node.unique_id)
     if existing is not None:
         raise ProjectError(f"two {node.resource_type}s are named '{node.name}': "

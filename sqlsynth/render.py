@@ -21,6 +21,7 @@ import jinja2
 import jinja2.sandbox  # noqa: F401  (keeps jinja2.exceptions importable under all versions)
 
 from .errors import RenderError, SqlsynthError
+from .identifiers import relation
 
 # dbt's `{% test name(args) %}` blocks are macros named test_<name>.
 _TEST_BLOCK = re.compile(r"{%(-?)\s*test\s+(\w+)\s*\(")
@@ -73,7 +74,7 @@ class Relation:
         return self.identifier
 
     def __str__(self) -> str:
-        return f'"{self.schema}"."{self.identifier}"'
+        return relation(self.schema, self.identifier)
 
     def render(self) -> str:
         return str(self)
