@@ -196,6 +196,18 @@ def test_stop_strings_end_plain_answers_before_them(tiny_dir):
     assert_valid(structured.text, CONTENT)
 
 
+def test_finish_reason_says_length_or_stop(tiny_dir):
+    b = backend(tiny_dir)  # the random tiny model rambles: it never ends on its own within 16 tokens
+    full = b.generate_many([ask("hi", max_tokens=16)])[0]
+    assert full.finish_reason == "length" and full.completion_tokens == 16
+    stopped = b.generate_many([ask("hi", max_tokens=16, stop=[full.text[5:7]])])[0]
+    assert stopped.finish_reason == "stop"
+    short_json = b.generate_many([ask("hi", CONTENT, max_tokens=8)])[0]
+    assert short_json.finish_reason == "length"  # closed early by the grammar's closing phase
+    too_long = backend(tiny_dir, context_window=40).generate_many([ask("word " * 60, max_tokens=3)])[0]
+    assert too_long.finish_reason == "error"
+
+
 def test_num_return_sequences_come_back_as_a_json_array(tiny_dir):
     b = backend(tiny_dir)
     first = b.generate_many([ask("hi", temperature=1.0, seed=7, max_tokens=6)])[0]
@@ -462,6 +474,10 @@ def smol():
 def test_real_model_says_hi(smol):
     result = smol.generate_many([ask("Say hi", max_tokens=16)])[0]
     assert result.error is None and result.text.strip()
+    whole = smol.generate_many([ask("Say hi in three words.", max_tokens=64)])[0]
+    assert whole.finish_reason == "stop" and whole.completion_tokens < 64
+    cut = smol.generate_many([ask("Say hi in three words.", max_tokens=2)])[0]
+    assert cut.finish_reason == "length" and cut.completion_tokens == 2
     assert result.prompt_tokens > 5 and 1 <= result.completion_tokens <= 16
 
 

@@ -53,7 +53,8 @@ class TransformersBackend:
             prompt_ids = encode_chat(loaded.tokenizer, request.messages)
         except Exception as exc:  # e.g. a template that insists on alternating user/assistant turns
             job = Job(index, [], options, request.response_schema, 0)
-            job.result = LLMResult(text=None, error=f"the model's chat template rejected the messages: {exc}")
+            job.result = LLMResult(text=None, finish_reason="error",
+                                   error=f"the model's chat template rejected the messages: {exc}")
             return job
         window = min(self.endpoint.context_window or loaded.context_window, loaded.context_window)
         room = window - len(prompt_ids)
@@ -62,7 +63,7 @@ class TransformersBackend:
         if job.schema is not None:  # a bad schema is the user's mistake: raise before generating
             loaded.grammar().compile(job.schema, max(job.max_new_tokens, 1))
         if room <= 0:
-            job.result = LLMResult(text=None, prompt_tokens=len(prompt_ids), error=(
+            job.result = LLMResult(text=None, prompt_tokens=len(prompt_ids), finish_reason="error", error=(
                 f"prompt has {len(prompt_ids)} tokens; the model's context window is {window}"))
         return job
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from dataclasses import dataclass
 
 from ..types import LLMResult
 from .batching import Job, is_beam_sampling
@@ -17,21 +18,31 @@ def run_batch(loaded: LoadedModel, jobs: list[Job]) -> None:
     started = time.perf_counter()
     try:
         with loaded.lock:
-            texts, counts = generate_batch(loaded, jobs)
+            decoded = generate_batch(loaded, jobs)
     except Exception as exc:  # OOM, device errors: every request of the batch gets the error
         for job in jobs:
-            job.result = LLMResult(text=None, prompt_tokens=len(job.prompt_ids),
+            job.result = LLMResult(text=None, prompt_tokens=len(job.prompt_ids), finish_reason="error",
                                    error=f"local generation failed: {type(exc).__name__}: {exc}")
         return
     latency = time.perf_counter() - started
-    for job, answers, completion in zip(jobs, texts, counts, strict=True):
-        job.result = _result(job, answers, completion, latency)
+    for job, answer in zip(jobs, decoded, strict=True):
+        job.result = _result(job, answer, latency)
 
 
-def _result(job: Job, answers: list[str | None], completion: int, latency: float) -> LLMResult:
+@dataclass
+class Decoded:
+    """One job's answers: its n texts (None: incomplete JSON), tokens used, and why it ended."""
+
+    texts: list[str | None]
+    completion_tokens: int
+    finish_reason: str  # "length" when any of the n answers was cut by max_tokens, else "stop"
+
+
+def _result(job: Job, decoded: Decoded, latency: float) -> LLMResult:
+    answers, completion = decoded.texts, decoded.completion_tokens
     if any(a is None for a in answers):
         return LLMResult(text=None, prompt_tokens=len(job.prompt_ids), completion_tokens=completion,
-                         latency_s=latency, error=(
+                         latency_s=latency, finish_reason="error", error=(
                              "structured answer is not complete JSON within "
                              f"max_tokens={job.options.max_new_tokens}: raise max_tokens"))
     if len(answers) == 1:
@@ -41,10 +52,10 @@ def _result(job: Job, answers: list[str | None], completion: int, latency: float
     else:
         text = json.dumps(answers, ensure_ascii=False)
     return LLMResult(text=text, prompt_tokens=len(job.prompt_ids), completion_tokens=completion,
-                     latency_s=latency)
+                     latency_s=latency, finish_reason=decoded.finish_reason)
 
 
-def generate_batch(loaded: LoadedModel, jobs: list[Job]) -> tuple[list[list[str | None]], list[int]]:
+def generate_batch(loaded: LoadedModel, jobs: list[Job]) -> list[Decoded]:
     import torch
     from transformers import GenerationConfig, LogitsProcessorList
 
@@ -83,7 +94,8 @@ def generate_batch(loaded: LoadedModel, jobs: list[Job]) -> tuple[list[list[str 
                                        attention_mask=attention_mask.to(loaded.device),
                                        generation_config=config, logits_processor=processors,
                                        tokenizer=loaded.tokenizer if stop_strings else None)
-    return _decode(loaded, jobs, output[:, prompt_len:].cpu(), n)
+    close_from = grammar_proc.close_from if grammar_proc is not None else None
+    return _decode(loaded, jobs, output[:, prompt_len:].cpu(), n, close_from)
 
 
 def _left_pad(loaded: LoadedModel, row_jobs: list[Job]):
@@ -115,26 +127,36 @@ def _row_seeds(jobs: list[Job], expand: int) -> list[int]:
     return seeds
 
 
-def _decode(loaded: LoadedModel, jobs: list[Job], generated, n: int):
-    """Per job: its n answer texts (None for an incomplete structured answer) and completion tokens."""
+def _decode(loaded: LoadedModel, jobs: list[Job], generated, n: int, close_from: int | None) -> list[Decoded]:
+    """Per job: its n answers, completion tokens, and finish reason.
+
+    An answer ends by "length" when no stop token / stop string came within its max_tokens, or,
+    for structured output, when the grammar's closing phase (from ``close_from``) had to end it.
+    """
     stop = set(loaded.stop_ids)
-    texts: list[list[str | None]] = []
-    counts: list[int] = []
+    out: list[Decoded] = []
     for j, job in enumerate(jobs):
-        answers, used = [], 0
+        answers, used, cut = [], 0, False
         for k in range(n):
             tokens = generated[j * n + k].tolist()
             length = next((i for i, t in enumerate(tokens) if t in stop), None)
             content = tokens[:length] if length is not None else tokens
             if job.schema is None:
+                limited = len(content) > job.max_new_tokens or length is None
                 content = content[: job.max_new_tokens]  # its own limit inside a longer batch
+            else:
+                limited = close_from is not None and len(content) > close_from
             used += len(content) + (1 if length is not None else 0)
             text = loaded.tokenizer.decode(content, skip_special_tokens=True)
-            answers.append(_cut_at_stop(text, job.options.stop).strip() if job.schema is None
-                           else _normalised_json(text))
-        texts.append(answers)
-        counts.append(used)
-    return texts, counts
+            if job.schema is None:
+                plain = _cut_at_stop(text, job.options.stop)
+                limited = limited and plain == text  # a stop string ended it first
+                answers.append(plain.strip())
+            else:
+                answers.append(_normalised_json(text))
+            cut = cut or limited
+        out.append(Decoded(answers, used, "length" if cut else "stop"))
+    return out
 
 
 def _cut_at_stop(text: str, stop: tuple[str, ...]) -> str:
