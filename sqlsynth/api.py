@@ -129,28 +129,44 @@ def compile_nodes(options: Options) -> list[tuple[Node, str, Path]]:
 
 
 def show(options: Options, target: str, limit: int) -> tuple[list[str], list[tuple]]:
-    """Preview a model/seed by name, or an ad-hoc query (Jinja allowed: {{ ref('x') }})."""
-    import duckdb
+    """Preview a model/seed by name, or an ad-hoc query (Jinja allowed: {{ ref('x') }}).
 
+    A query without ai_query opens the file read-only, so it runs beside SQL clients that hold it open;
+    one that calls the LLM needs write access (the call cache and log live in the file)."""
     project, _graph = load(options)
     node = project.find(target, ("model", "seed"))
+    with Database(project, read_only=True) as db:
+        sql = _show_sql(project, db, node, target)
+        if db.read_only and not _LLM_CALL.search(sql):
+            return _preview(db, sql, node, limit)
     with Database(project) as db:
-        compiler = Compiler(project, db)
-        try:
-            if node is not None and node.materialized != "ephemeral":
-                sql = f"select * from {node.relation}"
-            elif node is None and re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)?", target.strip()):
-                sql = f"select * from {target.strip()}"  # a relation that is not a node (disabled, sqlsynth.cache)
-            else:
-                sql = compiler.compile(node) if node is not None else _inline_sql(project, compiler, target)
-        finally:
-            close_parser()
-        try:
-            result = db.cursor().execute(f"select * from (\n{sql}\n) as sqlsynth_show limit {int(limit)}")
-            return [d[0] for d in result.description], result.fetchall()
-        except duckdb.Error as exc:
-            where = node.original_file_path if node is not None else "<inline>"
-            raise ExecutionError(str(exc).splitlines()[0], path=where) from None
+        return _preview(db, _show_sql(project, db, node, target), node, limit)
+
+
+_LLM_CALL = re.compile(r"\bai_query\s*\(", re.IGNORECASE)  # also matches the rewritten sqlsynth_ai_query
+
+
+def _show_sql(project: Project, db: Database, node: Node | None, target: str) -> str:
+    compiler = Compiler(project, db)
+    try:
+        if node is not None and node.materialized != "ephemeral":
+            return f"select * from {node.relation}"
+        if node is None and re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)?", target.strip()):
+            return f"select * from {target.strip()}"  # a relation that is not a node (disabled, sqlsynth.cache)
+        return compiler.compile(node) if node is not None else _inline_sql(project, compiler, target)
+    finally:
+        close_parser()
+
+
+def _preview(db: Database, sql: str, node: Node | None, limit: int) -> tuple[list[str], list[tuple]]:
+    import duckdb
+
+    try:
+        result = db.cursor().execute(f"select * from (\n{sql}\n) as sqlsynth_show limit {int(limit)}")
+        return [d[0] for d in result.description], result.fetchall()
+    except duckdb.Error as exc:
+        where = node.original_file_path if node is not None else "<inline>"
+        raise ExecutionError(str(exc).splitlines()[0], path=where) from None
 
 
 def _inline_sql(project: Project, compiler: Compiler, text: str) -> str:

@@ -45,6 +45,11 @@ class EndpointConfig(Strict):
     device: str | None = Field(None, description="transformers: cpu, cuda, mps (default: best available)")
 
 
+# Oldest DuckDB release whose clients must read the database file: 1.4 is the long-term-support line
+# that the 1.x CLI, the JDBC/ODBC drivers and DBeaver's bundled driver read (1.5 reads it too).
+DEFAULT_STORAGE_VERSION = "v1.4.0"
+
+
 class ProjectConfig(Strict):
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     version: str | None = None
@@ -55,6 +60,10 @@ class ProjectConfig(Strict):
     threads: int = Field(4, ge=1)
     memory_limit: str | None = Field(None, pattern=r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$",
                                      description="DuckDB memory_limit, e.g. '2GB' (default: DuckDB's own)")
+    storage_compatibility_version: str = Field(
+        DEFAULT_STORAGE_VERSION, pattern=r"^(v\d+\.\d+\.\d+|latest)$",
+        description="DuckDB storage format of a new database file; the default is readable by DuckDB 1.4/1.5 "
+                    "clients (CLI, JDBC/ODBC drivers, DBeaver); 'latest' needs a DuckDB 2.x client")
     model_paths: list[str] = Field(default_factory=lambda: ["models"], alias="model-paths")
     seed_paths: list[str] = Field(default_factory=lambda: ["seeds"], alias="seed-paths")
     macro_paths: list[str] = Field(default_factory=lambda: ["macros"], alias="macro-paths")

@@ -34,16 +34,24 @@ def locked_error(path: Path, message: str) -> DatabaseLockedError:
                                     "SQL clients can open the file with read-only access while no run is going")
 
 
-def connect(path: Path, read_only: bool = False) -> Any:
+def connect(path: Path, read_only: bool = False, storage_version: str | None = None) -> Any:
+    """Open the database file. A new file is written in ``storage_version``'s format (older clients read
+    it); relative paths in SQL (the export views) also resolve against the file's folder."""
     import duckdb
 
     path.parent.mkdir(parents=True, exist_ok=True)
+    config = {"storage_compatibility_version": storage_version} if storage_version and not read_only else {}
     try:
-        return duckdb.connect(str(path), read_only=read_only)
+        con = duckdb.connect(str(path), read_only=read_only, config=config)
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
             raise locked_error(path, str(exc)) from None
         raise SqlsynthError(f"cannot open database: {exc}", path=str(path)) from None
+    except duckdb.Error as exc:
+        raise SqlsynthError(f"cannot open database: {str(exc).splitlines()[0].split(', valid options')[0]}", path=str(path),
+                            hint="check storage_compatibility_version in project.yml (e.g. v1.4.0 or latest)") from None
+    con.execute("set global file_search_path = ?", [str(path.parent.resolve())])
+    return con
 
 
 class Database:
@@ -53,8 +61,9 @@ class Database:
         self.project = project
         self.path = project.database_path
         self.read_only = read_only and self.path.exists()
-        self.con = connect(self.path, read_only=self.read_only) if (self.path.exists() or not read_only) \
-            else connect_memory()
+        self.con = connect(self.path, read_only=self.read_only,
+                           storage_version=project.config.storage_compatibility_version) \
+            if (self.path.exists() or not read_only) else connect_memory()
         self.functions = FunctionContext(project.dir, project.config, project.target_dir, self.path,
                                          project.pydantic_models)
         self._local = threading.local()

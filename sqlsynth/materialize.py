@@ -204,6 +204,12 @@ def _reader(path: Path, fmt: str) -> str:
     return f"read_parquet({literal})"
 
 
+def _view_path(path: Path, database: Path) -> Path:
+    """The file as the view names it: relative to the database's folder (connect() adds that folder to
+    DuckDB's file_search_path), so moving the project folder keeps the view working."""
+    return Path(os.path.relpath(path.resolve(), database.resolve().parent))
+
+
 def _same_content(a: Path, b: Path) -> bool:
     if not b.exists() or a.stat().st_size != b.stat().st_size:
         return False
@@ -239,7 +245,8 @@ def build_external(ctx: BuildContext) -> BuildResult:
         if existing == "table":
             _drop(cur, node.schema, node.alias, "table")
         if rows:
-            cur.execute(f"create or replace view {node.relation} as select * from {_reader(path, fmt)}")
+            reader = _reader(_view_path(path, db.path), fmt)
+            cur.execute(f"create or replace view {node.relation} as select * from {reader}")
         else:  # an empty file has no schema to read back: keep the query's columns
             cur.execute(f"create or replace view {node.relation} as select * from (\n{ctx.sql}\n) limit 0")
 

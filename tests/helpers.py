@@ -17,6 +17,8 @@ def build(project: Path, command: str = "build", **options):
 def query(project: Path, sql: str, database: str | None = None):
     path = project / (database or f"target/{project.name}.duckdb")
     con = duckdb.connect(str(path), read_only=True)
+    # As the README tells SQL clients: export views name their files relative to the database's folder.
+    con.execute("set file_search_path = ?", [str(path.parent)])
     try:
         return con.execute(sql).fetchall()
     finally:

@@ -138,6 +138,7 @@ def test_split_is_deterministic_and_exported_twice(built):
 def test_lineage_back_to_seed_row_and_ai_query_call(built):
     project, _ = built
     con = duckdb.connect(str(project / "target" / "bank_assistant.duckdb"), read_only=True)
+    con.execute("set file_search_path = ?", [str(project / "target")])  # chat_export's relative path
     try:
         rows = con.execute("""
             select l.id, l.seed_id, l.origin, l.question_cache_key, l.response_cache_key,
