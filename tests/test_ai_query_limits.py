@@ -46,3 +46,41 @@ def test_finish_reason_in_the_call_log_and_next_to_the_answer(tmp_path):
         shown = cli(project, "show", "select ai_query('teacher', 'a b c d e f', failOnError := false, "
                     "modelParameters := {'max_tokens': 2}).finishReason as f")
         assert shown.returncode == 0 and "length" in shown.stdout, shown.stdout + shown.stderr
+
+
+ROWS = "select i, ai_query('teacher', 'q ' || i{extra}) as r from range({n}) t(i)"
+
+
+def test_a_wrong_key_stops_the_endpoint_once_for_the_whole_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEACHER_KEY", "sk-wrong-key-value")
+    models = {"a": ROWS.format(n=300, extra=""), "b": ROWS.format(n=300, extra=" || 'b'")}
+    with stub(api_key="sk-right") as server:
+        project = make(tmp_path, server.url, models, "    api_key_env: TEACHER_KEY\n    max_concurrency: 4\n")
+        done = cli(project, "run")
+        requests = server.stats.requests
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert requests <= 4  # at most the requests already in flight, not one per row
+    assert done.stderr.count("stopped for this run") == 1 and "401" in done.stderr
+    assert "sk-wrong-key-value" not in done.stdout + done.stderr
+
+
+def test_an_unsupported_response_format_is_learned_once(tmp_path):
+    sql = ROWS.format(n=40, extra=", responseFormat := 'STRUCT<content: STRING>'")
+    with stub(reject_response_format=True, latency_s=0.05) as server:
+        project = make(tmp_path, server.url, {"a": sql}, "    max_concurrency: 16\n")
+        done = cli(project, "run")
+        rejected = server.stats.statuses[400]
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert rejected == 1
+    assert len(q(project, "select r.content from a where r.content is not null")) == 40
+
+
+def test_retry_after_waits_are_capped_and_the_endpoint_named(tmp_path):
+    with stub(rate_429=1.0, retry_after_s=100) as server:
+        project = make(tmp_path, server.url, {"a": ROWS.format(n=2, extra="")},
+                       "    retry_max_s: 0.2\n")
+        done = cli(project, "run")
+    assert done.returncode == 1
+    assert "endpoint 'teacher' is throttling" in done.stderr
+    assert "capped at retry_max_s=0.2" in done.stderr
+    assert "429" in done.stdout + done.stderr

@@ -47,10 +47,19 @@ def test_transient_faults_are_retried_until_success(fault):
 def test_retry_after_is_honoured():
     with stub(rate_429=1.0, retry_after_s=0.3) as server:
         started = time.perf_counter()
-        [result] = ask(backend(server.url, max_retries=1, retry_base_s=0.001), ["x"])
+        [result] = ask(backend(server.url, max_retries=1, retry_base_s=0.001, retry_max_s=5), ["x"])
         elapsed = time.perf_counter() - started
     assert result.error and "429" in result.error and result.attempts == 2
     assert elapsed >= 0.3  # our own backoff would have waited ~1 ms
+
+
+def test_retry_after_is_capped_at_retry_max_s():
+    with stub(rate_429=1.0, retry_after_s=100) as server:
+        started = time.perf_counter()
+        [result] = ask(backend(server.url, max_retries=2, retry_max_s=0.1), ["x"])
+        elapsed = time.perf_counter() - started
+    assert result.error and "429" in result.error and result.attempts == 3
+    assert elapsed < 60  # two waits of 0.1 s, not of 100 s
 
 
 def test_hanging_server_times_out_and_reports():

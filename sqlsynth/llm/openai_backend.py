@@ -23,6 +23,7 @@ import time
 from typing import Any
 
 from ..config import EndpointConfig
+from ..console import console
 from . import aio
 from .params import openai_arguments
 from .types import LLMRequest, LLMResult
@@ -40,7 +41,15 @@ class _Retryable(Exception):
 
 
 class _Fatal(Exception):
-    """A failure no retry fixes (401/403/404, a 400 that is not about response_format)."""
+    """A failure no retry fixes (401/403/404, a 400 that is not about response_format). ``endpoint_wide``:
+    every other request would fail the same way (bad key, no access, wrong model or URL)."""
+
+    def __init__(self, message: str, endpoint_wide: bool = False):
+        super().__init__(message)
+        self.endpoint_wide = endpoint_wide
+
+
+ENDPOINT_WIDE = (401, 403, 404)  # the circuit breaker trips on these
 
 
 class _FormatRejected(Exception):
@@ -110,8 +119,11 @@ class OpenAIBackend:
         self.endpoint, self.name = endpoint, name
         self.base_url = (endpoint.base_url or OPENAI_URL).rstrip("/")
         self._api_key = api_key
-        self.json_schema_supported = True
-        self.fatal: str | None = None  # set by 401/404...: later requests fail fast instead of hammering
+        # None until the first answer to a request with a schema says (one probe; the others wait).
+        self.json_schema_supported: bool | None = None
+        self._format_probe: asyncio.Future | None = None
+        self.fatal: str | None = None  # circuit breaker (401/403/404): no further request this run
+        self._throttle_warned = False
         self._client: Any = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
         self._semaphore: asyncio.Semaphore | None = None
@@ -132,33 +144,64 @@ class OpenAIBackend:
         while True:
             attempt += 1
             if self.fatal:
-                return self._failed(self.fatal, attempt - 1, started)
+                return self._failed(self._stopped(), attempt - 1, started)
+            use_format = request.response_schema is not None and await self._format_usable()
             try:
-                result = await self._attempt(request)
+                result = await self._attempt(request, use_format)
+                self._learn_format(use_format, True)
                 result.attempts, result.latency_s = attempt, time.perf_counter() - started
                 return result
             except _FormatRejected:
-                self.json_schema_supported = False
+                self._learn_format(use_format, False)
                 attempt -= 1  # not the request's fault; ask again in prompt-and-parse mode
                 continue
             except _Fatal as exc:
-                self.fatal = self.fatal or str(exc)
+                self._learn_format(use_format, None)
+                if exc.endpoint_wide:
+                    self._trip(str(exc))
                 return self._failed(str(exc), attempt, started)
             except _Retryable as exc:
+                self._learn_format(use_format, None)
                 last_error = str(exc)
                 if attempt > self.endpoint.max_retries:
                     return self._failed(f"{last_error} (after {attempt} attempts)", attempt, started)
                 await asyncio.sleep(self._delay(attempt, exc.delay))
 
+    # -- what this endpoint taught us during the run
+    async def _format_usable(self) -> bool:
+        """Whether to send response_format. While unknown, one request probes and the others wait, so
+        a server without json_schema support answers one 400 per run, not one per row in flight."""
+        while self.json_schema_supported is None:
+            if self._format_probe is None:
+                self._format_probe = asyncio.get_running_loop().create_future()
+                return True
+            await asyncio.shield(self._format_probe)
+        return self.json_schema_supported
+
+    def _learn_format(self, used: bool, supported: bool | None) -> None:
+        """End a probe: supported True/False is learned; None (another failure) lets the next one probe."""
+        probe = self._format_probe
+        if not used or self.json_schema_supported is not None or probe is None:
+            return
+        self.json_schema_supported = supported
+        self._format_probe = None
+        if not probe.done():
+            probe.set_result(None)
+
+    def _trip(self, message: str) -> None:
+        if self.fatal is None:
+            self.fatal = message
+            console.print(f"[red]endpoint '{self.name}' stopped for this run[/red]: {message}; "
+                          "no further requests are sent to it", markup=True)
+
     # -- one HTTP request
-    async def _attempt(self, request: LLMRequest) -> LLMResult:
+    async def _attempt(self, request: LLMRequest, use_format: bool) -> LLMResult:
         import openai
 
         client = self._ensure_client()
         kwargs, extra = openai_arguments(request.parameters)
         messages = list(request.messages)
         schema = request.response_schema
-        use_format = schema is not None and self.json_schema_supported
         if use_format:
             kwargs["response_format"] = {"type": "json_schema", "json_schema": {
                 "name": "response", "schema": schema, "strict": strict_compatible(schema)}}
@@ -166,13 +209,18 @@ class OpenAIBackend:
             messages = [{"role": "system", "content": schema_instruction(schema)}, *messages]
         body = {"model": self.endpoint.model, "messages": messages, **kwargs, **extra}
         async with self._semaphore:  # type: ignore[union-attr]
+            if self.fatal:  # the breaker tripped while this row waited for a slot
+                raise _Fatal(self._stopped())
             await self._limiter.acquire(estimate_tokens(request))
             try:
                 # The client's generic post: same auth, timeouts and error classes as
                 # chat.completions.create, without its per-request param transform and pydantic
                 # parsing: 0.68 vs 1.15 ms CPU per request on 2 cores (bench/RESULTS.md).
                 response = await client.post("/chat/completions", body=body, cast_to=object)
-            except (openai.RateLimitError, openai.InternalServerError, openai.ConflictError) as exc:
+            except openai.RateLimitError as exc:
+                self._warn_throttled(_retry_after(exc))
+                raise _Retryable(self._describe(exc), _retry_after(exc)) from None
+            except (openai.InternalServerError, openai.ConflictError) as exc:
                 raise _Retryable(self._describe(exc), _retry_after(exc)) from None
             except openai.APITimeoutError as exc:
                 refused = _root_cause(exc)
@@ -182,13 +230,13 @@ class OpenAIBackend:
             except openai.APIConnectionError as exc:
                 raise _Retryable(f"cannot reach {self.base_url}: {self._scrub(str(exc))}") from None
             except openai.BadRequestError as exc:
-                if use_format:
+                if use_format and _about_format(self._describe(exc)):
                     raise _FormatRejected() from None
                 raise _Fatal(self._describe(exc)) from None
             except openai.APIStatusError as exc:
                 if exc.status_code >= 500:
                     raise _Retryable(self._describe(exc), _retry_after(exc)) from None
-                raise _Fatal(self._describe(exc)) from None
+                raise _Fatal(self._describe(exc), exc.status_code in ENDPOINT_WIDE) from None
             except (ValueError, openai.APIResponseValidationError) as exc:  # non-JSON / truncated body
                 raise _Retryable(f"unreadable response body ({type(exc).__name__}: "
                                  f"{self._scrub(str(exc))[:80]})") from None
@@ -223,12 +271,26 @@ class OpenAIBackend:
             aio.on_shutdown(self._client.close)
         return self._client
 
+    def _stopped(self) -> str:
+        return f"not sent: endpoint '{self.name}' was stopped by an earlier error ({self.fatal})"
+
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
-            # The server knows best, within reason (an hour-long Retry-After would look like a hang).
-            return min(max(retry_after, 0.0), max(self.endpoint.retry_max_s, 60.0))
+            # The server knows best, within retry_max_s (a 100 s Retry-After would look like a hang).
+            return min(max(retry_after, 0.0), self.endpoint.retry_max_s)
         base = min(self.endpoint.retry_max_s, self.endpoint.retry_base_s * 2 ** (attempt - 1))
         return base * (0.5 + random.random())  # full jitter keeps 64 retriers from moving in lockstep
+
+    def _warn_throttled(self, asked: float | None) -> None:
+        """Once per endpoint per run: which endpoint is rate limiting, and how long rows will wait."""
+        if self._throttle_warned:
+            return
+        self._throttle_warned = True
+        cap = self.endpoint.retry_max_s
+        wait = "" if asked is None else f", Retry-After {asked:g} s" + (
+            f" (waits capped at retry_max_s={cap:g} s)" if asked > cap else "")
+        console.print(f"[yellow]endpoint '{self.name}' is throttling[/yellow]: HTTP 429 from "
+                      f"{self.base_url}{wait}; retrying", markup=True)
 
     def _describe(self, exc: Any) -> str:
         status = getattr(exc, "status_code", None)
@@ -263,3 +325,9 @@ def _retry_after(exc: Any) -> float | None:
         return float(value) if value is not None else None
     except ValueError:
         return None  # an HTTP date: fall back to our own backoff
+
+
+def _about_format(message: str) -> bool:
+    """A 400 that rejects structured output (OpenAI, vLLM, Ollama word it differently)."""
+    lowered = message.lower()
+    return any(word in lowered for word in ("response_format", "json_schema", "schema", "format"))
