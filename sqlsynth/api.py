@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
 import time
@@ -14,6 +13,7 @@ from .artifacts import write_manifest, write_run_results
 from .compile import close_parser, compile_sql, inject_ctes
 from .database import Database, connect
 from .errors import ExecutionError
+from .extensions import registry
 from .graph import Graph, select
 from .project import Node, Project, load_project
 from .runner import Compiler, NodeResult, Runner
@@ -64,17 +64,9 @@ def _selected(project: Project, graph: Graph, options: Options, command: str) ->
     return select(project, graph, options.select, options.exclude, COMMAND_TYPES[command])
 
 
-def _llm_usage() -> Any:
-    """ai_query's usage module (calls, cached, tokens, cost), when that part is installed."""
-    if importlib.util.find_spec("sqlsynth.llm.usage") is None:
-        return None
-    from .llm import usage
-    return usage
-
-
-def _usage_extra() -> dict[str, Any]:
-    usage = _llm_usage()
-    return {"usage": usage.usage_summary()} if usage is not None else {}
+def _run_summaries() -> dict[str, Any]:
+    """What plugins add to run_results.json (ai_query: calls, cached, tokens, cost)."""
+    return {key: summary() for key, summary in registry().run_summaries.items()}
 
 
 def execute(command: str, options: Options, reporter: Any) -> RunReport:
@@ -82,9 +74,8 @@ def execute(command: str, options: Options, reporter: Any) -> RunReport:
     project, graph = load(options)
     write_manifest(project, project.target_dir)
     selected = _selected(project, graph, options, command)
-    usage = _llm_usage()
-    if usage is not None:
-        usage.reset_usage()  # counters and max_calls budgets are per command
+    for started in registry().run_started:
+        started()  # e.g. ai_query's counters and max_calls budgets are per command
     start = time.perf_counter()
     with Database(project) as db:
         compiler = Compiler(project, db, full_refresh=options.full_refresh)
@@ -102,12 +93,12 @@ def execute(command: str, options: Options, reporter: Any) -> RunReport:
             if uid in compiler.compiled:
                 compiler.write(project.nodes[uid])
     elapsed = time.perf_counter() - start
-    if usage is not None:
-        usage.finish_progress()
+    for finished in registry().run_finished:
+        finished()
     write_manifest(project, project.target_dir)
     write_run_results(project, project.target_dir, command, results, elapsed,
                       {"select": options.select, "exclude": options.exclude, "vars": options.vars,
-                       "full_refresh": options.full_refresh}, _usage_extra())
+                       "full_refresh": options.full_refresh}, _run_summaries())
     return RunReport(command, results, elapsed)
 
 
@@ -173,8 +164,32 @@ def _inline_sql(project: Project, compiler: Compiler, text: str) -> str:
     node = Node("sql_operation.inline", "sql_operation", "inline", "<inline>", raw_code=text)
     node.config = {"materialized": "ephemeral"}
     rendered, ephemerals = compiler.render(node)
-    sql = compile_sql(rendered, source=text, path="<inline>", node_name="inline", functions=compiler.db.functions)
+    sql = compile_sql(rendered, source=text, path="<inline>", node_name="inline", functions=compiler.db.functions,
+                      transforms=registry().sql_transforms)
     return inject_ctes(sql, compiler._cte_chain(ephemerals))
+
+
+def plan(options: Options) -> list[Any]:
+    """`sqlsynth plan`: the selected models that call ai_query, dry-run against the project database
+    (no LLM is called); one llm.plan.PlanRow per model and endpoint."""
+    from .llm.plan import plan_queries
+    from .llm.transform import UDF_NAME
+
+    project, graph = load(options)
+    selected = _selected(project, graph, options, "run")
+    with Database(project, read_only=True) as db:
+        compiler = Compiler(project, db)
+        try:
+            queries = []
+            for uid in selected:
+                node = project.nodes[uid]
+                if node.resource_type == "model":
+                    sql = compiler.compile(node)
+                    if UDF_NAME in sql.lower():
+                        queries.append((node.name, sql))
+        finally:
+            close_parser()
+        return plan_queries(db.con, queries)
 
 
 def list_nodes(options: Options, resource_types: tuple[str, ...]) -> list[Node]:

@@ -233,16 +233,12 @@ def report(ctx, project_dir, vars_, metrics, examples, training_summary, out):
     console.print(f"Wrote {path}")
 
 
-def _add_optional_commands() -> None:
-    """Commands from optional parts (ai_query's cache/plan) register themselves here when present."""
-    import importlib.util
+def _add_plugin_commands() -> None:
+    """Commands plugins register (ai_query's cache/plan, third-party groups): sqlsynth.extensions."""
+    from .extensions import registry
 
-    if importlib.util.find_spec("sqlsynth.llm.commands") is None:
-        return
-    from .llm import commands
-
-    for command in getattr(commands, "COMMANDS", []):
+    for command in registry().commands:
         main.add_command(command)
 
 
-_add_optional_commands()
+_add_plugin_commands()

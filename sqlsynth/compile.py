@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,8 +31,8 @@ class TransformContext:
     functions: FunctionContext | None
 
 
-# AST rewrites applied to every parsed model/query (appended to by sqlsynth.llm and others).
-SQL_TRANSFORMS: list[Callable[[exp.Expression, TransformContext], exp.Expression]] = []
+# An AST rewrite applied to every parsed model/query (plugins register them: sqlsynth.extensions).
+SqlTransform = Callable[[exp.Expression, TransformContext], exp.Expression]
 
 _parser_lock = threading.Lock()
 _parser_connection: Any = None
@@ -98,8 +98,8 @@ def strip_statement(sql: str) -> str:
 
 def compile_sql(rendered: str, *, source: str, path: str, dialect: str = "duckdb",
                 node_name: str | None = None, functions: FunctionContext | None = None,
-                require_select: bool = True) -> str:
-    """Check, transpile and transform one rendered statement; returns DuckDB SQL to run."""
+                require_select: bool = True, transforms: Sequence[SqlTransform] = ()) -> str:
+    """Check, transpile and apply ``transforms`` to one rendered statement; returns DuckDB SQL to run."""
     sql = strip_statement(rendered)
     dialect = (dialect or "duckdb").lower()
     try:
@@ -117,7 +117,7 @@ def compile_sql(rendered: str, *, source: str, path: str, dialect: str = "duckdb
         raise CompileError("the model is empty", path=path, hint="write a SELECT statement")
     before = tree.sql(dialect="duckdb") if dialect == "duckdb" else None
     context = TransformContext(dialect, node_name, path, functions)
-    for transform in SQL_TRANSFORMS:
+    for transform in transforms:
         tree = transform(tree, context)
     if dialect == "duckdb":
         after = tree.sql(dialect="duckdb")

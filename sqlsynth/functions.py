@@ -25,6 +25,7 @@ from pydantic import BaseModel
 
 from .config import ProjectConfig
 from .errors import UdfError
+from .extensions import registry
 
 _MARK = "__sqlsynth_udf__"
 
@@ -174,14 +175,8 @@ class FunctionContext:
             self._close_callbacks.pop()()
 
 
-# Providers of built-in SQL functions; each is called with every connection the engine opens.
-BUILTIN_PROVIDERS: list[Callable[[Any, FunctionContext], None]] = []
-# Modules imported (lazily, on first registration) so that they can append to BUILTIN_PROVIDERS.
-BUILTIN_MODULES: list[str] = ["sqlsynth.llm.udf", "sqlsynth.corpus.functions"]
-
-
 def register_all(con, udfs: list[UdfSpec], context: FunctionContext) -> None:
-    """Register the project's UDFs and every built-in provider's functions on ``con``."""
+    """Register the project's UDFs and every plugin's functions (sqlsynth.extensions) on ``con``."""
     import duckdb
 
     for spec in udfs:
@@ -194,8 +189,5 @@ def register_all(con, udfs: list[UdfSpec], context: FunctionContext) -> None:
         except (duckdb.Error, ValueError, TypeError) as exc:
             line = spec.function.__code__.co_firstlineno
             raise UdfError(f"cannot register {spec.name}: {exc}", path=spec.path, line=line) from None
-    from .plugins import load_plugins
-
-    load_plugins(BUILTIN_MODULES)
-    for provider in BUILTIN_PROVIDERS:
+    for provider in registry().function_providers:
         provider(con, context)

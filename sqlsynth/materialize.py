@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, SqlsynthError
+from .extensions import registry
 from .identifiers import quote, relation
 from .project import Node
 
@@ -266,13 +267,8 @@ MATERIALIZERS: dict[str, Callable[[BuildContext], BuildResult]] = {
     "external": build_external,
     "ephemeral": build_ephemeral,
 }
-# Modules that add materializations to MATERIALIZERS when imported (e.g. the vector index).
-PLUGIN_MODULES: list[str] = ["sqlsynth.corpus.vector_index"]
 
 
 def materializers() -> dict[str, Callable[[BuildContext], BuildResult]]:
-    """Built-in materializations plus those registered by plugin modules (imported once, lazily)."""
-    from .plugins import load_plugins
-
-    load_plugins(PLUGIN_MODULES)
-    return MATERIALIZERS
+    """The engine's materializations plus those plugins register (sqlsynth.extensions)."""
+    return {**MATERIALIZERS, **registry().materializations}

@@ -10,12 +10,14 @@ from typing import Any
 
 from .config import ProjectConfig, load_project_config
 from .errors import ConfigError, ProjectError, did_you_mean
+from .extensions import registry
 from .functions import UdfModule, UdfSpec, import_udf_file
 from .identifiers import unselectable_character
 from .render import Relation, Renderer, RenderState
 from .yamlfile import LineDict, load_yaml
 
 MATERIALIZATIONS = ("view", "table", "incremental", "ephemeral", "external")
+BUILTIN_SEED_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".parquet")
 # Config keys recognised without a leading '+' in project.yml folder configs (as dbt does).
 KNOWN_CONFIGS = {
     "materialized", "schema", "alias", "tags", "enabled", "unique_key", "incremental_strategy",
@@ -260,7 +262,6 @@ def _add(project: Project, node: Node) -> None:
 
 
 def _discover_seeds(project: Project) -> None:
-    from .seeds import seed_suffixes  # seeds imports materialize, which imports this module
 
     for folder in project.config.seed_paths:
         for path in _walk(project.dir / folder, seed_suffixes()):
@@ -499,9 +500,13 @@ def _validated_config(node: Node, config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+def seed_suffixes() -> tuple[str, ...]:
+    """CSV/JSONL/Parquet plus the formats plugins add (sqlsynth.extensions seed_readers)."""
+    return BUILTIN_SEED_SUFFIXES + tuple(registry().seed_readers)
+
+
 def _extra_materializations() -> list[str]:
-    from .materialize import materializers
-    return list(materializers())
+    return list(registry().materializations)
 
 
 _REF_ARG = re.compile(r"^\s*(ref|source)\s*\(.*\)\s*$", re.S)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import re
 import threading
 import time
@@ -16,6 +15,7 @@ from .compile import compile_sql, inject_ctes, runtime_error_line
 from .database import Database
 from .datatests import generic_test_sql, run_test
 from .errors import SqlsynthError
+from .extensions import registry
 from .graph import Graph
 from .materialize import BuildContext, incremental_target_exists, materializers
 from .project import Node, Project
@@ -99,7 +99,8 @@ class Compiler:
         source = node.raw_code if node.test_metadata is None else rendered
         sql = compile_sql(rendered, source=source, path=node.original_file_path,
                           dialect=node.config.get("dialect", "duckdb"), node_name=node.name,
-                          functions=self.db.functions if self.db else None)
+                          functions=self.db.functions if self.db else None,
+                          transforms=registry().sql_transforms)
         sql = inject_ctes(sql, self._cte_chain(ephemerals))
         self.compiled[node.unique_id] = sql
         node.compiled_code = sql
@@ -127,7 +128,8 @@ class Compiler:
             rendered, _ = self.render(node)
             sql = compile_sql(rendered, source=node.raw_code, path=node.original_file_path,
                               dialect=node.config.get("dialect", "duckdb"), node_name=node.name,
-                              functions=self.db.functions if self.db else None)
+                              functions=self.db.functions if self.db else None,
+                              transforms=registry().sql_transforms)
             chain.append((ephemeral_name(node), sql))
         return chain
 
@@ -271,9 +273,8 @@ class Runner:
 
     def _interrupt(self) -> None:
         """Ctrl-C: stop in-flight LLM batches (answers so far stay cached) and running statements."""
-        if importlib.util.find_spec("sqlsynth.llm.runner") is not None:
-            from .llm.runner import cancel_all
-            cancel_all()
+        for handler in registry().interrupt_handlers:
+            handler()
         self.db.con.interrupt()
 
     def _skip(self, uid: str, cause: NodeResult, children: dict[str, list[str]],

@@ -4,25 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .errors import SeedError, SqlsynthError
+from .extensions import registry
 from .materialize import BuildResult, _in_transaction, quote, relation
-
-BUILTIN_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".parquet")
-# Extra seed formats: suffix -> reader(path, display_path, config) returning a pyarrow
-# RecordBatchReader (streamed into DuckDB). Plugin modules register here when imported.
-SEED_READERS: dict[str, Callable[[Path, str, dict], Any]] = {}
-SEED_READER_MODULES: list[str] = ["sqlsynth.corpus.readers"]
-
-
-def seed_suffixes() -> tuple[str, ...]:
-    from .plugins import load_plugins
-
-    load_plugins(SEED_READER_MODULES)
-    return BUILTIN_SUFFIXES + tuple(SEED_READERS)
 
 
 def _literal(text: str) -> str:
@@ -123,9 +110,10 @@ def load_seed(db: Any, node) -> BuildResult:
     cur = db.cursor()
     suffix = Path(node.original_file_path).suffix.lower()
     failures: list[SqlsynthError] = []
-    if suffix in SEED_READERS:
-        reader = SEED_READERS[suffix](db.project.dir / node.original_file_path, node.original_file_path,
-                                      node.config)
+    readers = registry().seed_readers
+    if suffix in readers:
+        reader = readers[suffix](db.project.dir / node.original_file_path, node.original_file_path,
+                                 node.config)
         view = f"__sqlsynth_seed_{node.alias}"
         cur.register(view, _remember_failure(reader, failures))
         select_sql = f"select * from {quote(view)}"

@@ -270,19 +270,3 @@ def register_corpus_functions(connection: Any, context: Any) -> CorpusFunctions:
         connection.create_function(name, _guard(function), [t(p) for p in parameters], t(returns), type=kind)
     return functions
 
-
-def provider(connection: Any, context: Any) -> None:
-    """functions.BUILTIN_PROVIDERS entry: called by the engine for every connection it opens."""
-    register_corpus_functions(connection, context)
-
-
-def _install() -> None:
-    try:
-        from .. import functions
-    except ImportError:
-        return
-    if provider not in functions.BUILTIN_PROVIDERS:
-        functions.BUILTIN_PROVIDERS.append(provider)
-
-
-_install()

@@ -322,20 +322,10 @@ def _warn(text: str) -> None:
 
 
 def read_stack_exchange_xml(path: Path, display_path: str, config: dict) -> Any:
-    """SEED_READERS entry for ``.xml``: a RecordBatchReader streaming the dump.
+    """Seed reader for ``.xml`` (registered by sqlsynth.corpus.plugin): a RecordBatchReader streaming the dump.
 
     Errors found before the first batch (malformed start, empty corpus, bad first rows) are raised
     here; later ones are raised while DuckDB reads the stream.
     """
     return StackExchangeReader(path, display_path, dict(config or {})).reader()
 
-
-def _install() -> None:
-    try:
-        from .. import seeds
-    except ImportError:
-        return
-    seeds.SEED_READERS.setdefault(".xml", read_stack_exchange_xml)
-
-
-_install()

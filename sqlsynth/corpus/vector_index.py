@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, did_you_mean
-from ..materialize import MATERIALIZERS, BuildContext, BuildResult, _build_table_from, quote
+from ..materialize import BuildContext, BuildResult, _build_table_from, quote
 from . import models, store
 from .errors import CorpusError
 
@@ -163,5 +163,3 @@ def _open(target: Path, name: str, identity: str, node_name: str, full_refresh: 
     collection = store.create_collection(target, name, {store.MODEL_KEY: identity, "sqlsynth_model": node_name})
     return collection, {}
 
-
-MATERIALIZERS["vector_index"] = build_vector_index

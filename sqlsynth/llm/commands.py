@@ -104,14 +104,13 @@ def plan_command(ctx: click.Context, project_dir: Path | None, select: tuple[str
 
     import yaml
 
-    from ..api import Options
+    from ..api import Options, plan
     from ..console import out
-    from .plan import plan_project
 
     options = Options(project_dir=_project_dir(ctx, project_dir), select=[w for s in select for w in s.split()],
                       exclude=[w for s in exclude for w in s.split()],
                       vars=yaml.safe_load(vars_) if vars_ else {})
-    rows = plan_project(options)
+    rows = plan(options)
     if as_json:
         out.print(json.dumps([r.as_dict() for r in rows], indent=2), markup=False)
         return

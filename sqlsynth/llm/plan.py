@@ -105,28 +105,3 @@ def plan_queries(connection: Any, queries: list[tuple[str, str]]) -> list[PlanRo
         _active = None
     return collector.result()
 
-
-def plan_project(options: Any) -> list[PlanRow]:
-    """`sqlsynth plan`: the selected models that call ai_query, dry-run against the project database."""
-    from ..api import _selected, load
-    from ..compile import close_parser
-    from ..database import Database
-    from ..runner import Compiler
-    from .transform import UDF_NAME
-
-    project, graph = load(options)
-    selected = _selected(project, graph, options, "run")
-    with Database(project, read_only=True) as db:
-        compiler = Compiler(project, db)
-        try:
-            queries = []
-            for uid in selected:
-                node = project.nodes[uid]
-                if node.resource_type != "model":
-                    continue
-                sql = compiler.compile(node)
-                if UDF_NAME in sql.lower():
-                    queries.append((node.name, sql))
-        finally:
-            close_parser()
-        return plan_queries(db.con, queries)

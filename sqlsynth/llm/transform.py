@@ -1,4 +1,4 @@
-"""The compile-time rewrite of ai_query (a sqlglot AST transform, registered in compile.SQL_TRANSFORMS).
+"""The compile-time rewrite of ai_query (a sqlglot AST transform, registered by sqlsynth.llm.plugin).
 
 ``ai_query(ep, req, responseFormat := 'STRUCT<...>', modelParameters := {...}, failOnError := b)``
 becomes ``from_json(sqlsynth_ai_query(ep, to_json(req), '<format>', to_json(params), b, '<node>'),
@@ -30,7 +30,7 @@ _OPTIONS = {"responseformat": "responseFormat", "modelparameters": "modelParamet
 
 
 def rewrite_ai_query(tree: exp.Expression, tctx: Any) -> exp.Expression:
-    """SQL_TRANSFORMS entry: rewrite every ai_query call (and, in databricks models, from_json DDL)."""
+    """SQL transform: rewrite every ai_query call (and, in databricks models, from_json DDL)."""
     databricks = (getattr(tctx, "source_dialect", "duckdb") or "duckdb").lower() in DATABRICKS
     # Innermost first (reversed pre-order), so an ai_query inside another one's request is rewritten too.
     for call in reversed(list(tree.find_all(exp.Anonymous, bfs=False))):

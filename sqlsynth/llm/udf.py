@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .transform import UDF_NAME, rewrite_ai_query
+from .transform import UDF_NAME
 
 MACRO_SQL = f"""
 CREATE OR REPLACE TEMP MACRO ai_query(endpoint, request, responseFormat := NULL, modelParameters := NULL,
@@ -110,22 +110,8 @@ def register_ai_query(connection: Any, config: Any = None, models: dict[str, Any
 
 
 def provider(connection: Any, context: Any) -> None:
-    """functions.BUILTIN_PROVIDERS entry: called by the engine for every connection it opens."""
+    """Function provider (registered by sqlsynth.llm.plugin): called for every connection the engine opens."""
     function = register_ai_query(connection, getattr(context, "config", None),
                                  getattr(context, "pydantic_models", None))
     context.on_close(function.close)
 
-
-def _install() -> None:
-    try:
-        from .. import compile as compile_module
-        from .. import functions
-    except ImportError:  # engine not there (library use): call register_ai_query yourself
-        return
-    if provider not in functions.BUILTIN_PROVIDERS:
-        functions.BUILTIN_PROVIDERS.append(provider)
-    if rewrite_ai_query not in compile_module.SQL_TRANSFORMS:
-        compile_module.SQL_TRANSFORMS.append(rewrite_ai_query)
-
-
-_install()

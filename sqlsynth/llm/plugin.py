@@ -1,0 +1,58 @@
+"""ai_query as a sqlsynth plugin (see sqlsynth.extensions): the compile-time rewrite, the UDF on
+every connection, the `cache` and `plan` commands, Ctrl-C cancellation and per-run usage.
+
+The hook functions import their modules on first call, so loading the registry (which the CLI does
+for `sqlsynth --help`) stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .commands import COMMANDS
+
+
+def rewrite_ai_query(tree: Any, context: Any) -> Any:
+    from .transform import rewrite_ai_query as rewrite
+
+    return rewrite(tree, context)
+
+
+def provide_ai_query(connection: Any, context: Any) -> None:
+    from .udf import provider
+
+    provider(connection, context)
+
+
+def cancel_batches() -> None:
+    from .runner import cancel_all
+
+    cancel_all()
+
+
+def reset_usage() -> None:
+    from .usage import reset_usage as reset
+
+    reset()  # counters and max_calls budgets are per command
+
+
+def finish_progress() -> None:
+    from .usage import finish_progress as finish
+
+    finish()
+
+
+def usage_summary() -> dict[str, Any]:
+    from .usage import usage_summary as summary
+
+    return summary()
+
+
+def register(registry: Any) -> None:
+    registry.sql_transforms.append(rewrite_ai_query)
+    registry.function_providers.append(provide_ai_query)
+    registry.commands.extend(COMMANDS)
+    registry.interrupt_handlers.append(cancel_batches)
+    registry.run_started.append(reset_usage)
+    registry.run_finished.append(finish_progress)
+    registry.run_summaries["usage"] = usage_summary
