@@ -27,6 +27,13 @@ class BuildContext:
     node: Node
     sql: str
     full_refresh: bool = False
+    # the model's post_hook: run inside the swap's transaction, so a failing hook undoes the swap
+    post_hook: Callable[[], None] | None = None
+
+    def swap(self, statements: Callable[[], Any]) -> Any:
+        """Run the statements that replace the relation, then the post_hook, as one transaction."""
+        hook, self.post_hook = self.post_hook, None  # runs once, with the first (only) swap
+        return _in_transaction(self.cur, statements, then=hook)
 
     @property
     def cur(self) -> Any:
@@ -48,10 +55,12 @@ def _drop(cur: Any, schema: str, name: str, kind: str | None) -> None:
         cur.execute(f"drop {'view' if kind == 'view' else 'table'} if exists {relation(schema, name)}")
 
 
-def _in_transaction(cur: Any, statements: Callable[[], Any]) -> Any:
+def _in_transaction(cur: Any, statements: Callable[[], Any], then: Callable[[], None] | None = None) -> Any:
     cur.execute("begin transaction")
     try:
         result = statements()
+        if then is not None:
+            then()
     except BaseException:
         cur.execute("rollback")
         raise
@@ -72,7 +81,7 @@ def build_view(ctx: BuildContext) -> BuildResult:
             _drop(cur, node.schema, node.alias, "table")
         cur.execute(f"create or replace view {node.relation} as\n{ctx.sql}")
 
-    _in_transaction(cur, swap)
+    ctx.swap(swap)
     if "sqlsynth_ai_query" in ctx.sql or "ai_query(" in ctx.sql:
         # the view stores a Python function: other SQL clients cannot read it, and every read calls it
         return BuildResult(None, "view — warning: it calls ai_query, materialize it as a table")
@@ -90,7 +99,7 @@ def _build_table_from(ctx: BuildContext, select_sql: str) -> int:
         cur.execute(f"alter table {tmp} rename to {quote(node.alias)}")
         return _count(cur, node.relation.render())
 
-    return _in_transaction(cur, swap)
+    return ctx.swap(swap)
 
 
 def build_table(ctx: BuildContext) -> BuildResult:
@@ -155,7 +164,7 @@ def build_incremental(ctx: BuildContext) -> BuildResult:
         cur.execute(f"drop table {temp}")
         return int(result[0][0]) if result else 0
 
-    rows = _in_transaction(cur, apply)
+    rows = ctx.swap(apply)
     return BuildResult(rows, f"{rows:,} rows {strategy}")
 
 
@@ -251,7 +260,7 @@ def build_external(ctx: BuildContext) -> BuildResult:
         else:  # an empty file has no schema to read back: keep the query's columns
             cur.execute(f"create or replace view {node.relation} as select * from (\n{ctx.sql}\n) limit 0")
 
-    _in_transaction(cur, swap)
+    ctx.swap(swap)
     shown = os.path.relpath(path, db.project.dir) if path.is_relative_to(db.project.dir) else str(path)
     return BuildResult(rows, f"{rows:,} rows → {shown}")
 

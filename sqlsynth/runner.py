@@ -178,9 +178,11 @@ class Runner:
             if node.materialized != "ephemeral":
                 self.db.ensure_schema(node.schema)
             self._hooks(node, "pre_hook")
-            outcome = materializers()[node.materialized](
-                BuildContext(self.db, node, sql, full_refresh=self.compiler.full_refresh))
-            self._hooks(node, "post_hook")
+            ctx = BuildContext(self.db, node, sql, full_refresh=self.compiler.full_refresh,
+                               post_hook=lambda: self._hooks(node, "post_hook"))
+            outcome = materializers()[node.materialized](ctx)
+            if ctx.post_hook is not None:  # a materialization without a swap (ephemeral, a plugin's)
+                ctx.post_hook()
             result.rows_affected, result.message = outcome.rows_affected, outcome.message
         elif node.resource_type == "test":
             outcome = run_test(self.db.cursor(), node, self.compiler.compile(node))

@@ -106,3 +106,33 @@ def test_model_name_that_cannot_be_selected_is_rejected(small, filename):
     result = run_cli("ls", cwd=small)
     assert_clean_error(result, f"models/{filename}", "--select could never pick it", "rename the file")
     assert _count(small, "b") == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. a failing post_hook undoes the model's swap
+
+
+@pytest.mark.parametrize("materialized", ["table", "incremental", "view"])
+def test_failing_post_hook_leaves_previous_relation(small, materialized):
+    _write(small, "models/b.sql", f"""
+        {{{{ config(materialized='{materialized}', post_hook="insert into no_such_table values (1)") }}}}
+        select 99 as id from range(5)
+        """)
+    result = run_cli("run", "-s", "b", cwd=small)
+    assert_clean_error(result, "ERROR", "no_such_table", code=1)
+    con = duckdb.connect(str(small / "target/small.duckdb"), read_only=True)
+    try:
+        assert con.execute("select list(id order by id) from b").fetchall() == [([2, 4],)]
+        assert con.execute("select table_type from information_schema.tables "
+                           "where table_name = 'b'").fetchall() == [("BASE TABLE",)]
+    finally:
+        con.close()
+
+
+def test_post_hook_sees_the_new_table(small):
+    _write(small, "models/b.sql", """
+        {{ config(materialized='table', post_hook="delete from b where id > 100") }}
+        select * from (values (1), (200)) as t(id)
+        """)
+    assert run_cli("run", "-s", "b", cwd=small).returncode == 0
+    assert _count(small, "b") == 1
