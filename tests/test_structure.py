@@ -1,0 +1,129 @@
+"""The package's shape: no import circle (function-level imports count), no module over 600 lines,
+no lists of module names imported for their side effects (plugins register through
+sqlsynth.extensions instead)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "sqlsynth"
+MAX_LINES = 600
+SIDE_EFFECT_LISTS = ("BUILTIN_MODULES", "PLUGIN_MODULES", "SEED_READER_MODULES")
+
+
+def _modules() -> dict[str, Path]:
+    """Dotted name -> file for every module in sqlsynth/ (sqlsynth.testing is test support)."""
+    modules = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        if "testing" in parts:
+            continue
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        modules[name] = path
+    return modules
+
+
+def _targets(module: str, path: Path, node: ast.Import | ast.ImportFrom) -> list[str]:
+    """The dotted names an import statement may refer to (a from-import's names may be modules)."""
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    base = node.module or ""
+    if node.level:
+        package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+        package = package[:len(package) - node.level + 1]
+        base = ".".join(package + ([base] if base else []))
+    return [base] + [f"{base}.{alias.name}" for alias in node.names]
+
+
+def import_graph() -> dict[str, set[str]]:
+    modules = _modules()
+    edges: dict[str, set[str]] = {name: set() for name in modules}
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, (ast.Import, ast.ImportFrom)):
+                continue
+            for target in _targets(name, path, node):
+                while target and target not in modules:
+                    target = target.rpartition(".")[0]
+                # a module importing its own package's __init__ is not a circle worth reporting
+                if target and target != name and not name.startswith(target + "."):
+                    edges[name].add(target)
+    return edges
+
+
+def import_circles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    circles: list[list[str]] = []
+    for start in edges:
+        if start in index:
+            continue
+        work = [(start, iter(sorted(edges[start])))]
+        index[start] = low[start] = len(index)
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            vertex, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(edges[child]))))
+                elif child in on_stack:
+                    low[vertex] = min(low[vertex], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[vertex])
+            if low[vertex] == index[vertex]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == vertex:
+                        break
+                if len(component) > 1:
+                    circles.append(sorted(component))
+    return circles
+
+
+def test_the_circle_finder_finds_a_circle_through_a_function_level_import():
+    edges = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert import_circles(edges) == [["a", "b", "c"]]
+    assert import_circles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_circle_in_the_package():
+    edges = import_graph()
+    assert "sqlsynth.extensions" in edges and len(edges) > 30
+    assert import_circles(edges) == []
+
+
+def test_the_extension_registry_sits_at_the_bottom():
+    edges = import_graph()
+    assert edges["sqlsynth.extensions"] <= {"sqlsynth.errors"}
+    assert edges["sqlsynth.errors"] == set()
+
+
+def test_no_module_over_600_lines():
+    paths = list(PACKAGE.rglob("*.py")) + list((ROOT / "training").rglob("*.py"))
+    too_long = {str(p.relative_to(ROOT)): n for p in paths if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert too_long == {}
+
+
+def test_no_module_name_lists_or_find_spec_guards_for_own_modules():
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        text = path.read_text()
+        if any(name in text for name in SIDE_EFFECT_LISTS) or 'find_spec("sqlsynth' in text:
+            offenders.append(str(path.relative_to(ROOT)))
+    assert offenders == []
+    assert not (PACKAGE / "plugins.py").exists()
