@@ -14,6 +14,7 @@ import click
 
 from . import __version__
 from .cli_errors import handle_errors as _handle_errors
+from .cli_options import exclude_option, select_option
 
 
 def _parse_vars(text: str | None) -> dict:
@@ -35,8 +36,8 @@ def _common(command):
     options = [
         click.option("--project-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
                      help="Project folder (default: current directory)."),
-        click.option("--select", "-s", "select", multiple=True, help="Nodes to include (dbt syntax)."),
-        click.option("--exclude", multiple=True, help="Nodes to leave out (dbt syntax)."),
+        select_option(),
+        exclude_option(),
         click.option("--vars", "vars_", default=None, help="Vars as JSON/YAML: '{\"key\": value}'."),
         click.option("--target-path", default=None, help="Artifacts folder (default: target)."),
     ]

@@ -1,0 +1,38 @@
+"""Click options that behave as dbt's: `-s a b c` takes every word up to the next option."""
+
+from __future__ import annotations
+
+import click
+
+
+class MultiWordOption(click.Option):
+    """A repeatable option that also swallows the space-separated words after it (dbt's selectors).
+
+    Click has no `nargs=-1` for options, so the parser's handler for this option is wrapped: after
+    the first value it takes the following words until one looks like an option. The words are
+    joined with spaces; the caller splits them again, as it does for a quoted "a b".
+    """
+
+    def add_to_parser(self, parser, ctx) -> None:
+        super().add_to_parser(parser, ctx)
+        handler = next(parser._long_opt.get(name) or parser._short_opt.get(name) for name in self.opts)
+        original = handler.process
+
+        def process(value, state) -> None:
+            words = [value]
+            while state.rargs and not state.rargs[0].startswith("-"):
+                words.append(state.rargs.pop(0))
+            original(" ".join(words), state)
+
+        handler.process = process
+
+
+def select_option(**kwargs):
+    """--select/-s with dbt's older aliases -m/--models."""
+    return click.option("--select", "-s", "--models", "-m", "select", cls=MultiWordOption, multiple=True,
+                        help="Nodes to include (dbt syntax; space-separated or repeated).", **kwargs)
+
+
+def exclude_option(**kwargs):
+    return click.option("--exclude", "exclude", cls=MultiWordOption, multiple=True,
+                        help="Nodes to leave out (dbt syntax; space-separated or repeated).", **kwargs)
