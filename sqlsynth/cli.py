@@ -22,8 +22,10 @@ def _parse_vars(text: str | None) -> dict:
         return {}
     import yaml
 
+    from .yamlfile import parse_yaml
+
     try:
-        value = yaml.safe_load(text)  # YAML is a superset of JSON, as in dbt
+        value = parse_yaml(text, "--vars")  # YAML is a superset of JSON, as in dbt; bounded in size
     except yaml.YAMLError as exc:
         raise click.BadParameter(f"not valid JSON/YAML: {exc}", param_hint="--vars") from None
     if not isinstance(value, dict):

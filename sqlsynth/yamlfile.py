@@ -48,15 +48,70 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _Lin
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _LineLoader.construct_sequence)
 
 
+# Bounds that no real project file comes near, but that stop a hostile or broken one (an alias
+# "billion laughs" bomb expands to ~10^9 values) before it exhausts memory in whatever walks the data.
+MAX_YAML_BYTES = 20 * 1024 * 1024
+MAX_YAML_NODES = 1_000_000
+
+
+def _expanded_nodes(root: yaml.Node, sizes: dict[int, int]) -> int:
+    """How many values the document holds once every alias is expanded (computed without expanding)."""
+
+    def size(node: yaml.Node) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        sizes[id(node)] = 1  # a recursive alias counts once instead of looping
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            total += sum(size(child) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            total += sum(size(key) + size(value) for key, value in node.value)
+        sizes[id(node)] = total
+        return total
+
+    return size(root)
+
+
+def _largest_entry_line(root: yaml.Node, sizes: dict[int, int]) -> int:
+    """The line of the top-level key holding most of the expansion (e.g. `vars:`)."""
+    if isinstance(root, yaml.MappingNode) and root.value:
+        key, _ = max(root.value, key=lambda pair: sizes.get(id(pair[1]), 0))
+        return key.start_mark.line + 1
+    return root.start_mark.line + 1
+
+
+def parse_yaml(text: str, shown: str) -> Any:
+    """Parse YAML text with line numbers and size bounds; errors become ConfigError naming `shown`."""
+    if len(text) > MAX_YAML_BYTES:
+        raise ConfigError(f"file is {len(text) / 1e6:.0f} MB, over the {MAX_YAML_BYTES // 2**20} MiB limit for "
+                          "YAML", path=shown, hint="keep data in seeds/ (CSV, JSONL, parquet), not in YAML")
+    loader = _LineLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        sizes: dict[int, int] = {}
+        if _expanded_nodes(node, sizes) > MAX_YAML_NODES:
+            raise ConfigError(f"YAML expands to more than {MAX_YAML_NODES:,} values (aliases nested in "
+                              "aliases)", path=shown, line=_largest_entry_line(node, sizes),
+                              hint="write the values out, or remove the nested &anchor/*alias references")
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def load_yaml(path: Path, display_path: str | None = None) -> Any:
     """Parse a YAML file; syntax errors become ConfigError with the file and line."""
     shown = display_path or str(path)
     try:
+        if path.stat().st_size > MAX_YAML_BYTES:  # refuse before reading it into memory
+            raise ConfigError(f"file is over the {MAX_YAML_BYTES // 2**20} MiB limit for YAML", path=shown,
+                              hint="keep data in seeds/ (CSV, JSONL, parquet), not in YAML")
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read file: {exc.strerror}", path=shown) from None
     try:
-        return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
+        return parse_yaml(text, shown)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None

@@ -136,3 +136,30 @@ def test_post_hook_sees_the_new_table(small):
         """)
     assert run_cli("run", "-s", "b", cwd=small).returncode == 0
     assert _count(small, "b") == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. YAML alias bombs and oversized files are refused before they exhaust memory
+
+_BOMB = "\n".join(["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+                  + [f"  {chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]" for i in range(8)])
+
+
+def test_yaml_alias_bomb_under_vars_is_refused(small):
+    _write(small, "project.yml", "name: small\nvars:\n" + "\n".join("  " + line.strip() if i == 0 else line
+                                                                      for i, line in enumerate(_BOMB.splitlines())))
+    result = run_cli("build", cwd=small, timeout=60)
+    assert_clean_error(result, "project.yml:2", "expands to more than 1,000,000 values")
+    assert _count(small, "b") == 2
+
+
+def test_yaml_alias_bomb_in_vars_flag_is_refused(small):
+    flow = "{" + ", ".join(line.strip() for line in _BOMB.splitlines()) + "}"
+    result = run_cli("run", "--vars", flow, cwd=small, timeout=60)
+    assert_clean_error(result, "--vars", "expands to more than")
+
+
+def test_oversized_schema_yaml_is_refused(small):
+    (small / "models/big.yml").write_text("version: 2\n# " + "x" * (21 * 1024 * 1024) + "\n")
+    result = run_cli("ls", cwd=small)
+    assert_clean_error(result, "models/big.yml", "MiB limit")
