@@ -35,6 +35,7 @@ from sqlsynth.llm.local import (  # noqa: E402
     minimal_instance,
     pack_bitmask,
     parse_options,
+    prefix,  # noqa: E402
 )
 from sqlsynth.llm.local import backend as backend_module  # noqa: E402
 from sqlsynth.llm.types import LLMRequest  # noqa: E402
@@ -194,6 +195,47 @@ def test_stop_strings_end_plain_answers_before_them(tiny_dir):
     assert cut.completion_tokens <= 16
     structured = b.generate_many([ask("hi", CONTENT, max_tokens=8, stop='"')])[0]  # ignored for JSON
     assert_valid(structured.text, CONTENT)
+
+
+SYSTEM = ("You are the bank's assistant. Rules: be polite; never give investment advice; keep answers "
+          "short; reason step by step, then write only the final answer.")
+
+
+def with_system(text: str, schema=None, **parameters) -> LLMRequest:
+    return LLMRequest(messages=({"role": "system", "content": SYSTEM}, {"role": "user", "content": text}),
+                      parameters=parameters, response_schema=schema)
+
+
+def sixteen_prompts() -> list[str]:
+    return [f"Question {i}: " + "how do I open a savings account " * (i % 5) for i in range(16)]
+
+
+def test_shared_prefix_is_computed_once_and_answers_do_not_change(tiny_dir, monkeypatch):
+    b = backend(tiny_dir, batch_size=6)  # three batches: the second and third reuse the first's prefix
+    plain = [with_system(q, max_tokens=6) for q in sixteen_prompts()]
+    structured = [with_system(q, CONTENT, max_tokens=10) for q in sixteen_prompts()[:5]]
+    penalised = [with_system(q, max_tokens=6, repetition_penalty=1.3) for q in sixteen_prompts()[:5]]
+    before = prefix.STATS.as_dict()
+    computed = []
+    real = prefix._compute_layers
+    monkeypatch.setattr(prefix, "_compute_layers", lambda m, p: computed.append(len(p)) or real(m, p))
+    reused = b.generate_many(plain + structured + penalised)
+    after = prefix.STATS.as_dict()
+    assert len(computed) == 1 and computed[0] >= prefix.MIN_SHARED_TOKENS
+    assert after["reused_tokens"] - before["reused_tokens"] >= 26 * computed[0]
+    monkeypatch.setenv("SQLSYNTH_PREFIX_REUSE", "0")
+    without = b.generate_many(plain + structured + penalised)
+    assert prefix.STATS.as_dict()["reused_tokens"] == after["reused_tokens"]
+    assert [r.text for r in reused] == [r.text for r in without]
+    assert [r.prompt_tokens for r in reused] == [r.prompt_tokens for r in without]
+
+
+def test_shared_prefix_length_leaves_every_row_a_token():
+    base = list(range(40))
+    assert prefix.shared_prefix_length([base + [1, 2], base + [3]]) == 40
+    assert prefix.shared_prefix_length([base, base]) == 39  # identical prompts: the last token is own
+    assert prefix.shared_prefix_length([base, [99] + base]) == 0
+    assert prefix.shared_prefix_length([base[:10] + [1], base[:10] + [2]]) == 0  # too short to pay off
 
 
 def test_finish_reason_says_length_or_stop(tiny_dir):
@@ -509,3 +551,37 @@ def test_real_model_seed_reproducible_in_batch(smol):
     batch = smol.generate_many([ask("Tell me a joke about banks.", temperature=1.0, seed=9, max_tokens=10),
                                 target, ask("Hi", temperature=1.0, seed=2, max_tokens=10)])
     assert batch[1].text == alone
+
+
+def bank_system_message() -> str:
+    """About the size and shape of the bank pipeline's answer instructions (~370 tokens)."""
+    import csv
+
+    rules_csv = Path(__file__).parents[1] / "seeds" / "bank_rules.csv"
+    with rules_csv.open(encoding="utf-8") as f:
+        rules = "\n".join(f"{row['rule_id']}: {row['rule']}" for row in csv.DictReader(f))
+    return (f"You are the customer-service assistant of Example Bank. Rules:\n{rules}\nBefore you answer: "
+            "1. analyse what the customer needs; 2. decide if it is in scope; 3. draft an answer that "
+            "follows each rule; 4. check it is safe and compliant; 5. revise it for tone; 6. output "
+            'only the final answer, in "content".')
+
+
+@pytest.mark.model
+def test_real_model_prefix_reuse_keeps_greedy_answers(smol, monkeypatch):
+    system = bank_system_message()
+    questions = ["How do I set up a direct deposit?", "Should I buy Apple stock?", "I lost my card!",
+                 "What is a savings account?", "Can you tell me my neighbour's balance?",
+                 "How long does a transfer take?", "Will interest rates go up?", "How do I change my PIN?",
+                 "Is crypto a good investment?", "How do I order a new debit card?", "What is an overdraft?",
+                 "Can I get a refund for a card payment?", "Do I pay tax on savings interest?",
+                 "How do I freeze my card?", "What are your opening hours?", "How do I close my account?"]
+    requests = [LLMRequest(messages=({"role": "system", "content": system}, {"role": "user", "content": q}),
+                           parameters={"max_tokens": 24}, response_schema=CONTENT if i % 2 else None)
+                for i, q in enumerate(questions)]
+    before = prefix.STATS.as_dict()["reused_tokens"]
+    reused = smol.generate_many(requests)
+    assert prefix.STATS.as_dict()["reused_tokens"] - before >= 16 * 300  # the system message, once
+    monkeypatch.setenv("SQLSYNTH_PREFIX_REUSE", "0")
+    without = smol.generate_many(requests)
+    assert [r.text for r in reused] == [r.text for r in without]
+    assert all(r.error is None for r in reused)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from ..types import LLMResult
 from .batching import Job, is_beam_sampling
 from .loading import LoadedModel
+from .prefix import STATS, shared_prefix_length
 from .sampling import RepetitionPenalty, RowSampler
 
 
@@ -63,13 +64,18 @@ def generate_batch(loaded: LoadedModel, jobs: list[Job]) -> list[Decoded]:
     n = options.num_return_sequences
     expand = n if options.num_beams == 1 else 1  # beams: generate() expands itself
     row_jobs = [job for job in jobs for _ in range(expand)]
-    input_ids, attention_mask, pads = _left_pad(loaded, row_jobs)
+    shared = shared_prefix_length([j.prompt_ids for j in row_jobs]) if options.num_beams == 1 else 0
+    cache = (loaded.prefixes.batch_cache(loaded.model, row_jobs[0].prompt_ids[:shared], len(row_jobs))
+             if shared else None)
+    shared = shared if cache is not None else 0
+    input_ids, attention_mask, pad_spans = _pad(loaded, row_jobs, shared)
     prompt_len = input_ids.shape[1]
     max_new = max(job.max_new_tokens for job in jobs)
     rows_per_input = options.num_beams  # rows generate() sees per input row
-    processors = LogitsProcessorList()
+    first_token = _FirstToken()
+    processors = LogitsProcessorList([first_token])
     if options.repetition_penalty != 1.0:
-        processors.append(RepetitionPenalty(options.repetition_penalty, pads, rows_per_input))
+        processors.append(RepetitionPenalty(options.repetition_penalty, pad_spans, rows_per_input))
     grammar_proc = None
     if jobs[0].schema is not None:
         grammar_proc = loaded.grammar().processor(jobs[0].schema, max_new, prompt_len,
@@ -89,29 +95,58 @@ def generate_batch(loaded: LoadedModel, jobs: list[Job]) -> list[Decoded]:
         num_return_sequences=n if options.num_beams > 1 else 1, **sampling, stop_strings=stop_strings,
         pad_token_id=loaded.tokenizer.pad_token_id, eos_token_id=loaded.stop_ids,
         bos_token_id=loaded.model.generation_config.bos_token_id)
+    started = time.perf_counter()
     with torch.inference_mode():
         output = loaded.model.generate(input_ids=input_ids.to(loaded.device),
                                        attention_mask=attention_mask.to(loaded.device),
+                                       past_key_values=cache,
                                        generation_config=config, logits_processor=processors,
                                        tokenizer=loaded.tokenizer if stop_strings else None)
+    _record(started, first_token.at, row_jobs, shared)
     close_from = grammar_proc.close_from if grammar_proc is not None else None
     return _decode(loaded, jobs, output[:, prompt_len:].cpu(), n, close_from)
 
 
-def _left_pad(loaded: LoadedModel, row_jobs: list[Job]):
+class _FirstToken:
+    """A no-op logits processor noting when the first token's logits exist (end of prefill)."""
+
+    def __init__(self) -> None:
+        self.at: float | None = None
+
+    def __call__(self, input_ids, scores):
+        if self.at is None:
+            self.at = time.perf_counter()
+        return scores
+
+
+def _record(started: float, first_token_at: float | None, row_jobs: list[Job], shared: int) -> None:
+    ended = time.perf_counter()
+    first = first_token_at or ended
+    STATS.add(prefill_s=first - started, decode_s=ended - first, batches=1, reused_tokens=shared * len(row_jobs),
+              prompt_tokens=sum(len(j.prompt_ids) for j in row_jobs))
+
+
+def _pad(loaded: LoadedModel, row_jobs: list[Job], shared: int):
+    """Rows as [shared prefix][padding][own tokens]; without a shared prefix plain left padding.
+
+    Returns input ids, attention mask, and per row the (start, end) of its padding.
+    """
     import torch
 
     width = max(len(j.prompt_ids) for j in row_jobs)
     pad = loaded.tokenizer.pad_token_id
     input_ids = torch.full((len(row_jobs), width), pad, dtype=torch.long)
     attention_mask = torch.zeros((len(row_jobs), width), dtype=torch.long)
-    pads = []
+    spans = []
     for row, job in enumerate(row_jobs):
-        start = width - len(job.prompt_ids)
-        input_ids[row, start:] = torch.tensor(job.prompt_ids, dtype=torch.long)
+        own = job.prompt_ids[shared:]
+        start = width - len(own)
+        input_ids[row, :shared] = torch.tensor(job.prompt_ids[:shared], dtype=torch.long)
+        input_ids[row, start:] = torch.tensor(own, dtype=torch.long)
+        attention_mask[row, :shared] = 1
         attention_mask[row, start:] = 1
-        pads.append(start)
-    return input_ids, attention_mask, pads
+        spans.append((shared, start))
+    return input_ids, attention_mask, spans
 
 
 def _seed(job: Job) -> int:

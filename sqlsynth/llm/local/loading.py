@@ -12,6 +12,7 @@ from typing import Any
 
 from ..bundled import BUNDLED, LocalModelError, resolve_model_dir
 from .grammar import GrammarTools
+from .prefix import PrefixCaches
 
 
 @dataclass
@@ -23,6 +24,7 @@ class LoadedModel:
     context_window: int
     kv_bytes_per_token: int
     stop_ids: list[int]
+    prefixes: PrefixCaches = field(default_factory=PrefixCaches)  # used under lock
     lock: threading.RLock = field(default_factory=threading.RLock)  # grammar() is called under it
     _grammar: Any = None  # GrammarTools, built on first structured request
 

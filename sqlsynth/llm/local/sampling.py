@@ -6,14 +6,17 @@ from .options import GenerationOptions
 
 
 class RepetitionPenalty:
-    """transformers' repetition penalty, but blind to left padding (so batches don't change answers)."""
+    """transformers' repetition penalty, but blind to padding (so batches don't change answers)."""
 
-    def __init__(self, penalty: float, pads: list[int], rows_per_input: int):
-        self.penalty, self.pads, self.rows_per_input = penalty, pads, rows_per_input
+    def __init__(self, penalty: float, pad_spans: list[tuple[int, int]], rows_per_input: int):
+        self.penalty, self.pad_spans, self.rows_per_input = penalty, pad_spans, rows_per_input
 
     def __call__(self, input_ids, scores):
+        import torch
+
         for row in range(scores.shape[0]):
-            ids = input_ids[row, self.pads[row // self.rows_per_input]:]
+            start, end = self.pad_spans[row // self.rows_per_input]
+            ids = torch.cat([input_ids[row, :start], input_ids[row, end:]])
             picked = scores[row, ids]
             scores[row, ids] = picked.where(picked < 0, picked / self.penalty).where(
                 picked >= 0, picked * self.penalty)

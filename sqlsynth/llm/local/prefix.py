@@ -1,0 +1,106 @@
+"""Shared-prefix reuse: the KV cache of a prompt prefix every row of a batch starts with, computed once.
+
+Every answer request of a pipeline step usually opens with the same long system message (rules,
+reasoning scaffold). Its keys/values are the same for every row, so they are computed once per
+model and prefix (kept in a small LRU on the loaded model, so later batches of the run reuse them)
+and handed to ``generate()`` as ``past_key_values``, expanded to the batch. Rows are laid out as
+``[prefix][padding][suffix]``: the padding sits between the shared part and each row's own part,
+masked out, and position ids follow the attention mask, so every token keeps the position it has
+without reuse and greedy answers stay the same.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+MIN_SHARED_TOKENS = 16  # below this a separate forward pass costs more than it saves
+_KEPT_PREFIXES = 4  # e.g. the question and the answer prompt of one pipeline, plus a spare
+
+
+@dataclass
+class GenerationStats:
+    """Where local generation time goes, summed over the process (bench/demo_pipeline.py prints it)."""
+
+    prompt_tokens: int = 0  # prompt tokens of all rows
+    reused_tokens: int = 0  # of those, served from a shared-prefix cache instead of prefill
+    prefix_s: float = 0.0  # computing shared-prefix caches
+    prefill_s: float = 0.0  # generate(): up to the first token's logits
+    decode_s: float = 0.0  # generate(): the remaining tokens
+    batches: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, **amounts: float) -> None:
+        with self.lock:
+            for name, amount in amounts.items():
+                setattr(self, name, getattr(self, name) + amount)
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: v for k, v in self.__dict__.items() if k != "lock"}
+
+
+STATS = GenerationStats()
+
+
+def shared_prefix_length(prompts: list[list[int]]) -> int:
+    """Tokens every prompt starts with, leaving each at least one own token (it yields the logits).
+
+    ``SQLSYNTH_PREFIX_REUSE=0`` turns reuse off (benchmarks compare both ways).
+    """
+    if os.environ.get("SQLSYNTH_PREFIX_REUSE", "1") == "0":
+        return 0
+    first, shortest = prompts[0], min(len(p) for p in prompts)
+    length = 0
+    while length < shortest - 1 and all(p[length] == first[length] for p in prompts):
+        length += 1
+    return length if length >= MIN_SHARED_TOKENS else 0
+
+
+class PrefixCaches:
+    """Per loaded model: the KV tensors of the last few shared prefixes (batch dimension 1)."""
+
+    def __init__(self) -> None:
+        self._layers: OrderedDict[tuple[int, ...], list[tuple[Any, Any]] | None] = OrderedDict()
+
+    def batch_cache(self, model, prefix: list[int], rows: int):
+        """A fresh DynamicCache holding ``prefix`` for ``rows`` rows, or None when the model's cache
+        is not a plain per-layer key/value cache (sliding windows, recurrent state)."""
+        from transformers import DynamicCache
+
+        layers = self._prefix_layers(model, prefix)
+        if layers is None:
+            return None
+        # expand() is a view; the cache's first update concatenates, so the stored tensors never change
+        data = [(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in layers]
+        return DynamicCache(ddp_cache_data=data, config=model.config)
+
+    def _prefix_layers(self, model, prefix: list[int]):
+        key = tuple(prefix)
+        if key in self._layers:
+            self._layers.move_to_end(key)
+            return self._layers[key]
+        started = time.perf_counter()
+        layers = _compute_layers(model, prefix)
+        STATS.add(prefix_s=time.perf_counter() - started)
+        self._layers[key] = layers
+        while len(self._layers) > _KEPT_PREFIXES:
+            self._layers.popitem(last=False)
+        return layers
+
+
+def _compute_layers(model, prefix: list[int]):
+    import torch
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    cache = DynamicCache(config=model.config)
+    if any(type(layer) is not DynamicLayer for layer in cache.layers):
+        return None
+    ids = torch.tensor([prefix], dtype=torch.long, device=model.device)
+    with torch.inference_mode():
+        model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
+    return [(layer.keys, layer.values) for layer in cache.layers]
