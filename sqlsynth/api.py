@@ -160,6 +160,16 @@ def _preview(db: Database, sql: str, node: Node | None, limit: int) -> tuple[lis
         raise ExecutionError(str(exc).splitlines()[0], path=where) from None
 
 
+def compile_inline(options: Options, text: str) -> str:
+    """`sqlsynth compile --inline "sql"`: the SQL an ad-hoc query runs (refs resolved, ephemerals inlined)."""
+    project, _graph = load(options)
+    with Database(project, read_only=True) as db:
+        try:
+            return _inline_sql(project, Compiler(project, db), text)
+        finally:
+            close_parser()
+
+
 def _inline_sql(project: Project, compiler: Compiler, text: str) -> str:
     node = Node("sql_operation.inline", "sql_operation", "inline", "<inline>", raw_code=text)
     node.config = {"materialized": "ephemeral"}

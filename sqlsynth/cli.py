@@ -14,7 +14,7 @@ import click
 
 from . import __version__
 from .cli_errors import handle_errors as _handle_errors
-from .cli_options import exclude_option, select_option
+from .cli_options import LS_JSON_KEYS, MultiWordOption, exclude_option, ls_json, select_option
 
 
 def _parse_vars(text: str | None) -> dict:
@@ -123,13 +123,17 @@ def build(ctx, full_refresh, threads, **params):
 @main.command(name="compile")
 @_common
 @click.option("--quiet", "-q", is_flag=True, help="Only write target/compiled/, print nothing.")
+@click.option("--inline", default=None, help='Compile this ad-hoc SQL instead: --inline "select * from {{ ref(\'x\') }}".')
 @click.pass_context
 @_handle_errors
-def compile_(ctx, quiet, **params):
+def compile_(ctx, quiet, inline, **params):
     """Render models and tests to target/compiled/ and print the SQL."""
-    from .api import compile_nodes
+    from .api import compile_inline, compile_nodes
     from .console import out
 
+    if inline is not None:
+        out.print(compile_inline(_options(ctx, **params), inline), markup=False, highlight=False)
+        return
     for node, sql, _path in compile_nodes(_options(ctx, **params)):
         if not quiet:
             out.print(f"-- {node.name} ({node.original_file_path})", markup=False)
@@ -137,19 +141,26 @@ def compile_(ctx, quiet, **params):
 
 
 @main.command()
-@click.argument("target")
-@click.option("--project-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
+@click.argument("target", required=False)
+@click.option("--select", "-s", "select", default=None, help="The model or seed to preview (as in dbt show -s).")
+@click.option("--inline", default=None, help='An ad-hoc query to preview (Jinja allowed: {{ ref(\'x\') }}).')
+@click.option("--project-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Project folder (default: current directory).")
 @click.option("--vars", "vars_", default=None, help="Vars as JSON/YAML.")
 @click.option("--limit", default=10, show_default=True, help="Rows to show.")
-@click.option("--output", type=click.Choice(["table", "json", "csv"]), default="table")
+@click.option("--output", type=click.Choice(["table", "json", "csv"]), default="table", help="Output format.")
 @click.pass_context
 @_handle_errors
-def show(ctx, target, project_dir, vars_, limit, output):
-    """Preview a model/seed by name, or an ad-hoc query: sqlsynth show "select ...". """
+def show(ctx, target, select, inline, project_dir, vars_, limit, output):
+    """Preview a model/seed (-s NAME), or an ad-hoc query (--inline "select ...")."""
     from .api import show as show_
     from .console import out
     from .reporter import result_table
 
+    given = [value for value in (target, select, inline) if value is not None]
+    if len(given) != 1:
+        raise click.UsageError('give one of: -s MODEL, --inline "select ...", or a name/query argument')
+    target = given[0]
     options = _options(ctx, project_dir, (), (), vars_, None)
     columns, rows = show_(options, target, limit)
     if output == "json":
@@ -167,22 +178,30 @@ def show(ctx, target, project_dir, vars_, limit, output):
 @_common
 @click.option("--resource-type", "resource_types", multiple=True,
               type=click.Choice(["model", "seed", "test", "source"]), help="Default: all.")
-@click.option("--output", type=click.Choice(["name", "path", "json"]), default="name")
+@click.option("--output", type=click.Choice(["name", "path", "json", "selector"]), default="name",
+              help="name (type:name), path, selector, or one JSON object per line with dbt's keys.")
+@click.option("--output-keys", "output_keys", cls=MultiWordOption, multiple=True,
+              help=f"JSON keys to print (space-separated), of: {', '.join(LS_JSON_KEYS)}.")
 @click.pass_context
 @_handle_errors
-def ls(ctx, resource_types, output, **params):
+def ls(ctx, resource_types, output, output_keys, **params):
     """List the nodes a selection matches."""
     from .api import list_nodes
     from .console import out
 
+    keys = [key for words in output_keys for key in words.split()] or list(LS_JSON_KEYS)
+    unknown = sorted(set(keys) - set(LS_JSON_KEYS))
+    if unknown:
+        raise click.BadParameter(f"unknown key(s) {', '.join(unknown)}; choose from {', '.join(LS_JSON_KEYS)}",
+                                 param_hint="--output-keys")
     types = tuple(resource_types) or ("model", "seed", "test", "source")
     for node in list_nodes(_options(ctx, **params), types):
         if output == "path":
             out.print(node.original_file_path, markup=False)
+        elif output == "selector":
+            out.print(".".join(node.fqn) if node.fqn else node.name, markup=False)
         elif output == "json":
-            out.print(json.dumps({"name": node.name, "resource_type": node.resource_type,
-                                  "path": node.original_file_path, "materialized": node.config.get("materialized"),
-                                  "tags": node.tags, "depends_on": node.depends_on}), markup=False)
+            out.print(json.dumps(ls_json(node, keys), default=str), markup=False)
         else:
             out.print(f"{node.resource_type}:{node.name}", markup=False)
 

@@ -36,3 +36,20 @@ def select_option(**kwargs):
 def exclude_option(**kwargs):
     return click.option("--exclude", "exclude", cls=MultiWordOption, multiple=True,
                         help="Nodes to leave out (dbt syntax; space-separated or repeated).", **kwargs)
+
+
+# `dbt ls --output json` keys (dbt's default set), in dbt's order
+LS_JSON_KEYS = ("name", "resource_type", "package_name", "original_file_path", "unique_id", "alias",
+                "depends_on", "config", "tags", "source_name")
+
+
+def ls_json(node, keys: list[str]) -> dict:
+    """One node as dbt ls prints it: `depends_on` is {"nodes": [...], "macros": []}."""
+    full = {
+        "name": node.name, "resource_type": node.resource_type,
+        "package_name": node.unique_id.split(".")[1], "original_file_path": node.original_file_path,
+        "unique_id": node.unique_id, "alias": node.alias if node.resource_type in ("model", "seed") else None,
+        "depends_on": {"macros": [], "nodes": list(node.depends_on)},
+        "config": node.config, "tags": node.tags, "source_name": node.source_name,
+    }
+    return {key: full[key] for key in keys}

@@ -35,3 +35,36 @@ def test_run_selects_several_models_with_one_flag(jaffle):
     assert result.returncode == 0, result.stderr
     ran = {r["unique_id"].split(".")[-1] for r in json.loads((jaffle / "target/run_results.json").read_text())["results"]}
     assert ran == {"stg_customers", "stg_orders"}
+
+
+def test_show_select_and_inline(jaffle):
+    assert run_cli("build", cwd=jaffle).returncode == 0
+    by_select = run_cli("show", "-s", "customers", "--limit", "2", "--output", "json", cwd=jaffle)
+    assert by_select.returncode == 0, by_select.stderr
+    assert len(json.loads(by_select.stdout)) == 2
+    inline = run_cli("show", "--inline", "select count(*) as n from {{ ref('orders') }}", "--output", "csv",
+                     cwd=jaffle)
+    assert inline.returncode == 0, inline.stderr
+    assert inline.stdout.split() == ["n", "99"]
+    neither = run_cli("show", cwd=jaffle)
+    assert neither.returncode == 2 and "--inline" in neither.stderr and "Traceback" not in neither.stderr
+
+
+def test_compile_inline_resolves_refs(jaffle):
+    result = run_cli("compile", "--inline", "select * from {{ ref('stg_orders') }}", cwd=jaffle)
+    assert result.returncode == 0, result.stderr
+    assert "{{" not in result.stdout and "stg_orders" in result.stdout
+
+
+def test_ls_json_has_dbt_keys_and_output_keys(jaffle):
+    result = run_cli("ls", "-s", "orders", "--resource-type", "model", "--output", "json", cwd=jaffle)
+    assert result.returncode == 0, result.stderr
+    node = json.loads(result.stdout)
+    assert node["unique_id"] == "model.jaffle_shop.orders" and node["package_name"] == "jaffle_shop"
+    assert node["original_file_path"] == "models/marts/orders.sql" and node["config"]["materialized"] == "table"
+    assert "model.jaffle_shop.stg_orders" in node["depends_on"]["nodes"]
+    picked = run_cli("ls", "-s", "orders", "--resource-type", "model", "--output", "json",
+                     "--output-keys", "name", "unique_id", cwd=jaffle)
+    assert json.loads(picked.stdout) == {"name": "orders", "unique_id": "model.jaffle_shop.orders"}
+    bad = run_cli("ls", "--output", "json", "--output-keys", "nmae", cwd=jaffle)
+    assert bad.returncode == 2 and "nmae" in bad.stderr
