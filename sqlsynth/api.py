@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from .artifacts import write_manifest, write_run_results
-from .compile import close_parser, compile_sql, inject_ctes
+from .compile import Compiler, close_parser, compile_sql, inject_ctes
 from .database import Database, connect
 from .errors import ExecutionError
 from .extensions import registry
 from .graph import Graph, select
 from .project import Node, Project, load_project
-from .runner import Compiler, NodeResult, Runner
+from .runner import NodeResult, Runner
 
 COMMAND_TYPES = {
     "seed": ("seed",),
@@ -176,7 +176,7 @@ def _inline_sql(project: Project, compiler: Compiler, text: str) -> str:
     rendered, ephemerals = compiler.render(node)
     sql = compile_sql(rendered, source=text, path="<inline>", node_name="inline", functions=compiler.db.functions,
                       transforms=registry().sql_transforms)
-    return inject_ctes(sql, compiler._cte_chain(ephemerals))
+    return inject_ctes(sql, compiler.cte_chain(ephemerals))
 
 
 def plan(options: Options) -> list[Any]:

@@ -1,4 +1,4 @@
-"""Rendered SQL → checked, transpiled DuckDB SQL.
+"""Rendered SQL → checked, transpiled DuckDB SQL; the Compiler that renders and compiles nodes.
 
 Every model is parsed before anything runs, so a syntax error stops the build with the model's file
 and the line in the *source* file (rendered lines are mapped back through a diff). Models written in
@@ -13,14 +13,20 @@ import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError
 
+from .database import Database
+from .datatests import generic_test_sql
 from .errors import CompileError
+from .extensions import registry
 from .functions import FunctionContext
+from .materialize import incremental_target_exists
+from .project import Node, Project
 
 
 @dataclass
@@ -164,3 +170,92 @@ def inject_ctes(sql: str, ctes: list[tuple[str, str]]) -> str:
         head = sql[:match.end()]
         return f"{head}{body},\n{sql[match.end():]}"
     return f"with {body}\n{sql}"
+
+
+def ephemeral_name(node: Node) -> str:
+    return f"__sqlsynth_eph_{node.name}"
+
+
+class Compiler:
+    """Renders nodes with real relations and turns them into runnable DuckDB SQL (cached per node)."""
+
+    def __init__(self, project: Project, db: Database | None, full_refresh: bool = False):
+        self.project = project
+        self.db = db
+        self.full_refresh = full_refresh
+        self.compiled: dict[str, str] = {}
+        self._ephemeral_deps: dict[str, list[str]] = {}
+
+    def is_incremental(self, node: Node) -> bool:
+        if node.materialized != "incremental" or self.db is None:
+            return False
+        return incremental_target_exists(self.db, node, self.full_refresh)
+
+    def _state(self, node: Node, ephemerals: list[str]):
+        def resolve(name: str, _package: str | None) -> Any:
+            target = self.project.find(name)
+            if target.materialized == "ephemeral" and target.resource_type == "model":
+                ephemerals.append(target.unique_id)
+                return ephemeral_name(target)
+            return target.relation
+        state = self.project.render_state(node, resolve_ref=resolve, incremental=self.is_incremental(node))
+        state.config = dict(node.config)
+        return state
+
+    def render(self, node: Node) -> tuple[str, list[str]]:
+        ephemerals: list[str] = []
+        state = self._state(node, ephemerals)
+        if node.resource_type == "test" and node.test_metadata is not None:
+            sql = generic_test_sql(self.project, node, state)
+        else:
+            sql = self.project.renderer.render(node.original_file_path, node.raw_code, state)
+        return sql, list(dict.fromkeys(ephemerals))
+
+    def compile(self, node: Node) -> str:
+        if node.unique_id in self.compiled:
+            return self.compiled[node.unique_id]
+        rendered, ephemerals = self.render(node)
+        source = node.raw_code if node.test_metadata is None else rendered
+        sql = self._compile_rendered(node, rendered, source)
+        sql = inject_ctes(sql, self.cte_chain(ephemerals))
+        self.compiled[node.unique_id] = sql
+        node.compiled_code = sql
+        return sql
+
+    def _compile_rendered(self, node: Node, rendered: str, source: str) -> str:
+        return compile_sql(rendered, source=source, path=node.original_file_path,
+                           dialect=node.config.get("dialect", "duckdb"), node_name=node.name,
+                           functions=self.db.functions if self.db else None,
+                           transforms=registry().sql_transforms)
+
+    def cte_chain(self, ephemerals: list[str]) -> list[tuple[str, str]]:
+        """Ephemeral ancestors in dependency order, each compiled without its own CTE prefix."""
+        ordered: list[str] = []
+
+        def visit(uid: str) -> None:
+            if uid in ordered:
+                return
+            node = self.project.nodes[uid]
+            rendered, nested = self.render(node)
+            for child in nested:
+                visit(child)
+            self._ephemeral_deps[uid] = nested
+            ordered.append(uid)
+
+        for uid in ephemerals:
+            visit(uid)
+        chain = []
+        for uid in ordered:
+            node = self.project.nodes[uid]
+            rendered, _ = self.render(node)
+            sql = self._compile_rendered(node, rendered, node.raw_code)
+            chain.append((ephemeral_name(node), sql))
+        return chain
+
+    def write(self, node: Node) -> Path:
+        path = self.project.target_dir / "compiled" / self.project.name / node.original_file_path
+        if node.test_metadata is not None:
+            path = path.parent / node.original_file_path.replace("/", "_") / f"{node.name}.sql"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.compiled[node.unique_id] + "\n", encoding="utf-8")
+        return path

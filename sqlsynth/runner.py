@@ -1,4 +1,4 @@
-"""Compile and execute selected nodes in DAG order, in parallel where the DAG allows."""
+"""Execute compiled nodes in DAG order, in parallel where the DAG allows."""
 
 from __future__ import annotations
 
@@ -8,18 +8,16 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from .compile import compile_sql, inject_ctes, runtime_error_line
+from .compile import Compiler, runtime_error_line
 from .database import Database
-from .datatests import generic_test_sql, run_test
+from .datatests import run_test
 from .errors import SqlsynthError
 from .extensions import registry
 from .graph import Graph
-from .materialize import BuildContext, incremental_target_exists, materializers
+from .materialize import BuildContext, materializers
 from .project import Node, Project
-from .render import Relation
 from .seeds import load_seed
 
 
@@ -51,95 +49,6 @@ _UDF_WRAPPER = re.compile(r"^.*?Python exception occurred while executing the UD
 
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat()
-
-
-def ephemeral_name(node: Node) -> str:
-    return f"__sqlsynth_eph_{node.name}"
-
-
-class Compiler:
-    """Renders nodes with real relations and turns them into runnable DuckDB SQL (cached per node)."""
-
-    def __init__(self, project: Project, db: Database | None, full_refresh: bool = False):
-        self.project = project
-        self.db = db
-        self.full_refresh = full_refresh
-        self.compiled: dict[str, str] = {}
-        self._ephemeral_deps: dict[str, list[str]] = {}
-
-    def is_incremental(self, node: Node) -> bool:
-        if node.materialized != "incremental" or self.db is None:
-            return False
-        return incremental_target_exists(self.db, node, self.full_refresh)
-
-    def _state(self, node: Node, ephemerals: list[str]):
-        def resolve(name: str, _package: str | None) -> Any:
-            target = self.project.find(name)
-            if target.materialized == "ephemeral" and target.resource_type == "model":
-                ephemerals.append(target.unique_id)
-                return ephemeral_name(target)
-            return target.relation
-        state = self.project.render_state(node, resolve_ref=resolve, incremental=self.is_incremental(node))
-        state.config = dict(node.config)
-        return state
-
-    def render(self, node: Node) -> tuple[str, list[str]]:
-        ephemerals: list[str] = []
-        state = self._state(node, ephemerals)
-        if node.resource_type == "test" and node.test_metadata is not None:
-            sql = generic_test_sql(self.project, node, state)
-        else:
-            sql = self.project.renderer.render(node.original_file_path, node.raw_code, state)
-        return sql, list(dict.fromkeys(ephemerals))
-
-    def compile(self, node: Node) -> str:
-        if node.unique_id in self.compiled:
-            return self.compiled[node.unique_id]
-        rendered, ephemerals = self.render(node)
-        source = node.raw_code if node.test_metadata is None else rendered
-        sql = compile_sql(rendered, source=source, path=node.original_file_path,
-                          dialect=node.config.get("dialect", "duckdb"), node_name=node.name,
-                          functions=self.db.functions if self.db else None,
-                          transforms=registry().sql_transforms)
-        sql = inject_ctes(sql, self._cte_chain(ephemerals))
-        self.compiled[node.unique_id] = sql
-        node.compiled_code = sql
-        return sql
-
-    def _cte_chain(self, ephemerals: list[str]) -> list[tuple[str, str]]:
-        """Ephemeral ancestors in dependency order, each compiled without its own CTE prefix."""
-        ordered: list[str] = []
-
-        def visit(uid: str) -> None:
-            if uid in ordered:
-                return
-            node = self.project.nodes[uid]
-            rendered, nested = self.render(node)
-            for child in nested:
-                visit(child)
-            self._ephemeral_deps[uid] = nested
-            ordered.append(uid)
-
-        for uid in ephemerals:
-            visit(uid)
-        chain = []
-        for uid in ordered:
-            node = self.project.nodes[uid]
-            rendered, _ = self.render(node)
-            sql = compile_sql(rendered, source=node.raw_code, path=node.original_file_path,
-                              dialect=node.config.get("dialect", "duckdb"), node_name=node.name,
-                              functions=self.db.functions if self.db else None,
-                              transforms=registry().sql_transforms)
-            chain.append((ephemeral_name(node), sql))
-        return chain
-
-    def write(self, node: Node) -> Path:
-        path = self.project.target_dir / "compiled" / self.project.name / node.original_file_path
-        if node.test_metadata is not None:
-            path = path.parent / node.original_file_path.replace("/", "_") / f"{node.name}.sql"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.compiled[node.unique_id] + "\n", encoding="utf-8")
-        return path
 
 
 class Runner:
@@ -291,7 +200,3 @@ class Runner:
         for child in children[uid]:
             self._skip(child, cause, children, results, total)
 
-
-def relation_for(project: Project, name: str) -> Relation | None:
-    node = project.find(name)
-    return node.relation if node else None
