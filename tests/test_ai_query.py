@@ -270,7 +270,7 @@ def test_cancel_all_interrupts_a_running_statement_and_keeps_answers():
     import threading
     import time
 
-    from sqlsynth.llm.runner import cancel_all
+    from sqlsynth.llm.batch import cancel_all
 
     with stub(latency_s=0.2) as server, ai(server, max_concurrency=2) as db:
         threading.Timer(1.5, cancel_all).start()  # after the client start-up and a few answers

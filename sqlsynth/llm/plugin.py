@@ -25,7 +25,7 @@ def provide_ai_query(connection: Any, context: Any) -> None:
 
 
 def cancel_batches() -> None:
-    from .runner import cancel_all
+    from .batch import cancel_all
 
     cancel_all()
 

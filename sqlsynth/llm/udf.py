@@ -33,7 +33,7 @@ class AIQueryFunction:
 
         self.cache = Cache(connection)
         self.config, self.models = config, models or {}
-        self._runner: Any = None
+        self._answerer: Any = None
 
     def __call__(self, endpoint: Any, request: Any, response_format: Any, parameters: Any,
                  fail_on_error: Any, node: Any) -> Any:
@@ -56,7 +56,7 @@ class AIQueryFunction:
 
         if endpoint is None:
             raise LLMError("ai_query: the endpoint name is NULL", hint="ai_query('default', prompt)")
-        outcomes = self.runner.run(endpoint, [columns[1][i] for i in indices], response_format,
+        outcomes = self.answerer.answer(endpoint, [columns[1][i] for i in indices], response_format,
                                    [columns[3][i] for i in indices], node)
         errors = [o.error for o in outcomes if o.error]
         if fail and errors:
@@ -70,12 +70,12 @@ class AIQueryFunction:
             out[i] = outcome.value if fail else _wrap(outcome, response_format is not None)
 
     @property
-    def runner(self) -> Any:
-        if self._runner is None:
-            from .runner import Runner
+    def answerer(self) -> Any:
+        if self._answerer is None:
+            from .batch import BatchAnswerer
 
-            self._runner = Runner(self.cache, self.config, self.models)
-        return self._runner
+            self._answerer = BatchAnswerer(self.cache, self.config, self.models)
+        return self._answerer
 
     def close(self) -> None:
         self.cache.close()

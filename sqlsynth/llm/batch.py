@@ -68,7 +68,7 @@ if hasattr(threading, "_register_atexit"):
     threading._register_atexit(cancel_all)
 
 
-class Runner:
+class BatchAnswerer:
     """Answers batches for one DuckDB connection (whose cache cursor it owns)."""
 
     def __init__(self, cache: Cache, config: ProjectConfig | None,
@@ -76,7 +76,7 @@ class Runner:
         self.cache, self.config, self.models = cache, config, models or {}
 
     # ----------------------------------------------------------------- entry point
-    def run(self, endpoint: str, requests: list[str | None], response_format: str | None,
+    def answer(self, endpoint: str, requests: list[str | None], response_format: str | None,
             parameters: list[str | None], node: str | None = None) -> list[Outcome]:
         fmt = parse_response_format(response_format, self.models) if response_format else None
         config = None if endpoint in endpoints._overrides else endpoints.resolve(endpoint, self.config)
@@ -135,9 +135,9 @@ class Runner:
 
 
 class _Batch:
-    def __init__(self, runner: Runner, endpoint: str, config: EndpointConfig | None, backend: Any,
+    def __init__(self, answerer: BatchAnswerer, endpoint: str, config: EndpointConfig | None, backend: Any,
                  identity: dict[str, Any], fmt: ResponseFormat | None, node: str | None, rows: int):
-        self.runner, self.endpoint, self.config, self.backend = runner, endpoint, config, backend
+        self.answerer, self.endpoint, self.config, self.backend = answerer, endpoint, config, backend
         self.identity, self.fmt, self.node = identity, fmt, node
         self.rows = self.non_null = rows
         self.counters = Counters(rows=rows)
@@ -151,7 +151,7 @@ class _Batch:
 
     def answer(self, jobs: dict[str, _Job]) -> dict[str, Outcome]:
         answers: dict[str, Outcome] = {}
-        hits = self.runner.cache.lookup(list(jobs))
+        hits = self.answerer.cache.lookup(list(jobs))
         for key, (value, finish) in hits.items():
             answers[key] = Outcome(value, None, finish)
         self.counters.cached = len(hits)
@@ -306,7 +306,7 @@ class _Batch:
     def _flush(self, force: bool = False) -> None:
         rows, calls = self.pending_cache, self.pending_calls
         self.pending_cache, self.pending_calls = [], []
-        self.runner.cache.write(rows, calls)
+        self.answerer.cache.write(rows, calls)
         # Only now (answer durable) may waiters stop waiting and the in-flight entry go.
         finals, self.owned_finals = self.owned_finals, []
         with _inflight_lock:
