@@ -16,6 +16,7 @@ from .errors import ExecutionError
 from .extensions import registry
 from .graph import Graph, select
 from .project import Node, Project, load_project
+from .run_hooks import run_project_hooks
 from .runner import NodeResult, Runner
 
 COMMAND_TYPES = {
@@ -86,7 +87,9 @@ def execute(command: str, options: Options, reporter: Any) -> RunReport:
                     compiler.compile(node)  # every syntax error surfaces before anything runs
             runner = Runner(project, graph, db, compiler, threads=options.threads or project.config.threads,
                             reporter=reporter, build_mode=command == "build")
+            run_project_hooks(project, compiler, "on_run_start")
             results = runner.execute(selected)
+            end_error = _hooks_error(project, compiler, "on_run_end")  # raised once the results are written
         finally:
             close_parser()
         for uid in selected:
@@ -99,7 +102,17 @@ def execute(command: str, options: Options, reporter: Any) -> RunReport:
     write_run_results(project, project.target_dir, command, results, elapsed,
                       {"select": options.select, "exclude": options.exclude, "vars": options.vars,
                        "full_refresh": options.full_refresh}, _run_summaries())
+    if end_error is not None:
+        raise end_error
     return RunReport(command, results, elapsed)
+
+
+def _hooks_error(project: Project, compiler: Compiler, key: str) -> ExecutionError | None:
+    try:
+        run_project_hooks(project, compiler, key)
+    except ExecutionError as exc:
+        return exc
+    return None
 
 
 def compile_nodes(options: Options) -> list[tuple[Node, str, Path]]:

@@ -76,6 +76,25 @@ class ProjectConfig(Strict):
     tests: dict[str, Any] = Field(default_factory=dict)
     data_tests: dict[str, Any] = Field(default_factory=dict, alias="data-tests")
     endpoints: dict[str, EndpointConfig] = Field(default_factory=dict)
+    on_run_start: list[str] = Field(default_factory=list, alias="on-run-start",
+                                    description="SQL (Jinja allowed) run before seed/run/test/build")
+    on_run_end: list[str] = Field(default_factory=list, alias="on-run-end",
+                                  description="SQL (Jinja allowed) run after seed/run/test/build, even on failure")
+    # keys of dbt's starter dbt_project.yml for features sqlsynth lacks: accepted, with a warning
+    analysis_paths: list[str] | None = Field(None, alias="analysis-paths")
+    snapshot_paths: list[str] | None = Field(None, alias="snapshot-paths")
+    docs_paths: list[str] | None = Field(None, alias="docs-paths")
+    asset_paths: list[str] | None = Field(None, alias="asset-paths")
+    packages_install_path: str | None = Field(None, alias="packages-install-path")
+    require_dbt_version: Any = Field(None, alias="require-dbt-version")
+    snapshots: dict[str, Any] | None = None
+    quoting: dict[str, Any] | None = None
+    query_comment: Any = Field(None, alias="query-comment")
+
+    @field_validator("on_run_start", "on_run_end", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
 
     @field_validator("endpoints")
     @classmethod
@@ -133,17 +152,39 @@ def _extra_key_hint(error: dict) -> str | None:
     return did_you_mean(key, names) or "remove it; see the project.yml reference in README.md"
 
 
+# dbt_project.yml keys accepted for compatibility but not acted on, and why
+UNSUPPORTED_KEYS = {
+    "analysis-paths": "analyses are not supported", "snapshot-paths": "snapshots are not supported",
+    "snapshots": "snapshots are not supported", "docs-paths": "dbt docs are not supported",
+    "asset-paths": "dbt docs are not supported", "packages-install-path": "packages are not supported",
+    "require-dbt-version": "sqlsynth is not dbt", "quoting": "identifiers are always quoted as needed",
+    "query-comment": "query comments are not added",
+}
+
+
 def parse_project_config(data: Any, path: str = PROJECT_FILE) -> ProjectConfig:
     if not isinstance(data, dict):
         raise ConfigError("expected a mapping with at least 'name:'", path=path,
                           hint="start the file with: name: my_project")
     data = interpolate_env(data, path)
     try:
-        return ProjectConfig.model_validate(data)
+        config = ProjectConfig.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         raise ConfigError(_describe(first), path=path, line=line_of(data, first["loc"]),
                           hint=_extra_key_hint(first)) from None
+    _warn_unsupported(data, path)
+    return config
+
+
+def _warn_unsupported(data: dict, path: str) -> None:
+    from .console import console
+
+    for key, why in UNSUPPORTED_KEYS.items():
+        if data.get(key) not in (None, [], {}):
+            line = line_of(data, (key,))
+            where = f"{path}:{line}" if line else path
+            console.print(f"[yellow]warning[/yellow] {where}: '{key}' is ignored ({why})", highlight=False)
 
 
 def load_project_config(project_dir: Path) -> ProjectConfig:

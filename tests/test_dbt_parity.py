@@ -68,3 +68,34 @@ def test_ls_json_has_dbt_keys_and_output_keys(jaffle):
     assert json.loads(picked.stdout) == {"name": "orders", "unique_id": "model.jaffle_shop.orders"}
     bad = run_cli("ls", "--output", "json", "--output-keys", "nmae", cwd=jaffle)
     assert bad.returncode == 2 and "nmae" in bad.stderr
+
+
+STARTER_KEYS = """
+analysis-paths: ["analyses"]
+snapshot-paths: ["snapshots"]
+clean-targets: ["target", "dbt_packages"]
+on-run-start:
+  - "create table if not exists run_log (event varchar, n int)"
+  - "insert into run_log values ('start', {{ var('n', 1) }})"
+on-run-end: "insert into run_log values ('end', 0)"
+"""
+
+
+def test_dbt_starter_keys_accepted_and_run_hooks_run(jaffle):
+    project_yml = jaffle / "project.yml"
+    project_yml.write_text(project_yml.read_text() + STARTER_KEYS)
+    result = run_cli("seed", "--vars", "{n: 7}", cwd=jaffle)
+    assert result.returncode == 0, result.stderr
+    assert "project.yml:22: 'analysis-paths' is ignored" in result.stderr
+    assert "'snapshot-paths' is ignored" in result.stderr
+    log = run_cli("show", "--inline", "select event, n from run_log order by event desc", "--output", "csv",
+                  cwd=jaffle)
+    assert log.stdout.split() == ["event,n", "start,7", "end,0"]
+
+
+def test_failing_run_hook_is_a_clear_error(jaffle):
+    project_yml = jaffle / "project.yml"
+    project_yml.write_text(project_yml.read_text() + "on-run-start: 'select * from no_such_table'\n")
+    result = run_cli("seed", cwd=jaffle)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "on-run-start hook 1 failed" in result.stderr and "no_such_table" in result.stderr
