@@ -44,6 +44,7 @@ class RunReport:
     command: str
     results: list[NodeResult]
     elapsed: float
+    usage: dict[str, Any] | None = None  # LLM calls/tokens/cost (llm.usage.usage_summary), when available
 
     @property
     def success(self) -> bool:
@@ -99,12 +100,13 @@ def execute(command: str, options: Options, reporter: Any) -> RunReport:
     for finished in registry().run_finished:
         finished()
     write_manifest(project, project.target_dir)
+    extra = _run_summaries()
     write_run_results(project, project.target_dir, command, results, elapsed,
                       {"select": options.select, "exclude": options.exclude, "vars": options.vars,
-                       "full_refresh": options.full_refresh}, _run_summaries())
+                       "full_refresh": options.full_refresh}, extra)
     if end_error is not None:
         raise end_error
-    return RunReport(command, results, elapsed)
+    return RunReport(command, results, elapsed, extra.get("usage"))
 
 
 def _hooks_error(project: Project, compiler: Compiler, key: str) -> ExecutionError | None:
@@ -147,7 +149,7 @@ def show(options: Options, target: str, limit: int) -> tuple[list[str], list[tup
         return _preview(db, _show_sql(project, db, node, target), node, limit)
 
 
-_LLM_CALL = re.compile(r"\bai_query\s*\(", re.IGNORECASE)  # also matches the rewritten sqlsynth_ai_query
+_LLM_CALL = re.compile(r"ai_query\s*\(", re.IGNORECASE)  # also the rewritten sqlsynth_ai_query(
 
 
 def _show_sql(project: Project, db: Database, node: Node | None, target: str) -> str:
