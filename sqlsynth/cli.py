@@ -73,7 +73,7 @@ def _run_command(name: str, ctx, quiet: bool = False, **params):
     options = _options(ctx, **params)
     reporter = Reporter(quiet=quiet)
     report = execute(name, options, reporter)
-    reporter.summary(report.results, report.elapsed)
+    reporter.summary(report.results, report.elapsed, report.usage)
     sys.exit(report.exit_code)
 
 

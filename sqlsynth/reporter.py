@@ -41,13 +41,15 @@ class Reporter:
             console.print(f"  {index:>3}/{total:<3} [{colour}]{label:<5}[/{colour}] {_kind(node):<11} "
                           f"{escape(node.name):<40} {timing}  [dim]{escape(message)}[/dim]")
 
-    def summary(self, results, elapsed: float) -> None:
+    def summary(self, results, elapsed: float, usage: dict | None = None) -> None:
         counts = Counter(r.status for r in results)
         parts = [f"{_STYLE[s][0]}={counts[s]}" for s in ("success", "pass", "warn", "fail", "error", "skipped")
                  if counts.get(s)]
         ok = all(r.ok for r in results)
         colour = "green" if ok else "red"
         console.print(f"\n[{colour}]Done[/{colour}] in {elapsed:.2f}s. {' '.join(parts)} TOTAL={len(results)}")
+        if usage and usage["total"]["rows"]:
+            console.print(llm_usage_line(usage["total"]))
         for result in results:
             if result.status in ("error", "fail", "warn"):
                 self._detail(result)
@@ -63,6 +65,13 @@ class Reporter:
             for row in result.sample_rows:
                 table.add_row(*(escape(_cell(v)) for v in row))
             console.print(table)
+
+
+def llm_usage_line(total: dict) -> str:
+    """The end-of-run LLM line; the same figures are run_results.json's usage.total."""
+    return (f"LLM: {total['calls']:,} calls, {total['cached']:,} cached, {total['shared']:,} shared, "
+            f"tokens {total['prompt_tokens']:,} in / {total['completion_tokens']:,} out, "
+            f"est. cost ${total['cost']:.4f}, {total['retries']:,} retries, {total['errors']:,} errors")
 
 
 def _cell(value, width: int = 80) -> str:

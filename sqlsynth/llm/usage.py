@@ -1,17 +1,17 @@
-"""Usage counters per endpoint and per model (node), and the live progress display.
+"""Usage counters per endpoint and per model (node); the progress display is in progress.py.
 
 ``usage_summary()`` is what the engine writes into run_results.json; ``reset_usage()`` starts a run.
 """
 
 from __future__ import annotations
 
-import atexit
 import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..config import EndpointConfig
+from .progress import BatchProgress, finish_progress  # noqa: F401  (the engine's entry points)
 
 
 @dataclass
@@ -86,89 +86,3 @@ def _rounded(counters: Counters) -> dict[str, Any]:
     data["cost"] = round(data["cost"], 6)
     return data
 
-
-# --------------------------------------------------------------------------- live progress
-
-@dataclass
-class _Line:
-    task: Any
-    started: float = field(default_factory=time.monotonic)
-    done: int = 0
-    cached: int = 0
-    errors: int = 0
-    tokens: int = 0
-    calls: int = 0
-
-
-class BatchProgress:
-    """One rich progress line per ai_query model: done/total, cached, calls/s, tokens/s, errors, ETA.
-
-    DuckDB hands ai_query 2,048 rows at a time, so *total* grows as batches arrive; the figures add up
-    over every batch of the model. Shown only on a terminal; in logs/CI the usage summary in
-    run_results.json says the same once.
-    """
-
-    _progress: Any = None
-    _lines: dict[str, _Line] = {}
-    _lock = threading.Lock()
-
-    def __init__(self, node: str | None, endpoint: str, rows: int):
-        self.line = self._open(f"{node or 'ai_query'} [{endpoint}]", rows)
-
-    @classmethod
-    def _open(cls, label: str, rows: int) -> _Line | None:
-        from ..console import console
-
-        if not console.is_terminal:
-            return None
-        with cls._lock:
-            if cls._progress is None:
-                from rich.progress import (
-                    BarColumn,
-                    MofNCompleteColumn,
-                    Progress,
-                    TextColumn,
-                    TimeRemainingColumn,
-                )
-
-                cls._progress = Progress(
-                    TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[stats]}"), TimeRemainingColumn(), console=console)
-                cls._progress.start()
-            line = cls._lines.get(label)
-            if line is None:
-                line = cls._lines[label] = _Line(cls._progress.add_task(label, total=0, stats=""))
-            total = cls._progress.tasks[line.task].total or 0
-            cls._progress.update(line.task, total=total + rows)
-            return line
-
-    def advance(self, rows: int, cached: int = 0, errors: int = 0, tokens: int = 0, calls: int = 0) -> None:
-        line = self.line
-        if line is None:
-            return
-        with BatchProgress._lock:
-            line.done += rows
-            line.cached += cached
-            line.errors += errors
-            line.tokens += tokens
-            line.calls += calls
-            elapsed = max(time.monotonic() - line.started, 1e-6)
-            stats = (f"cached {line.cached}  {line.calls / elapsed:.1f} calls/s  "
-                     f"{line.tokens / elapsed:.0f} tok/s  errors {line.errors}")
-            if BatchProgress._progress is not None:
-                BatchProgress._progress.update(line.task, advance=rows, stats=stats)
-
-    @classmethod
-    def stop_all(cls) -> None:
-        """End the live display (the engine calls it when a run ends; also at exit)."""
-        with cls._lock:
-            if cls._progress is not None:
-                cls._progress.stop()
-            cls._progress, cls._lines = None, {}
-
-
-def finish_progress() -> None:
-    BatchProgress.stop_all()
-
-
-atexit.register(finish_progress)
