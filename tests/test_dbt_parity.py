@@ -1,6 +1,8 @@
 """dbt habits that work the same in sqlsynth (issue 16): selection syntax, show/compile/ls, retry, debug."""
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -99,3 +101,16 @@ def test_failing_run_hook_is_a_clear_error(jaffle):
     result = run_cli("seed", cwd=jaffle)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "on-run-start hook 1 failed" in result.stderr and "no_such_table" in result.stderr
+
+
+def test_torch_is_pinned_only_in_constraints_and_deepspeed_has_its_own_extra():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    root = Path(__file__).resolve().parents[1]
+    extras = tomllib.loads((root / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    for name, requirements in extras.items():
+        assert not [r for r in requirements if re.match(r"torch\s*==", r)], f"exact torch pin in [{name}]"
+        if name != "deepspeed":
+            assert not [r for r in requirements if r.startswith("deepspeed")], f"deepspeed in [{name}]"
+    assert re.search(r"^torch==\S+$", (root / "constraints.txt").read_text(), re.M)
+    install = re.search(r"-e '\.\[([^\]]+)\]'", (root / "Makefile").read_text()).group(1).split(",")
+    assert set(install) == set(extras)  # make install still installs every extra
