@@ -14,7 +14,15 @@ import click
 
 from . import __version__
 from .cli_errors import handle_errors as _handle_errors
-from .cli_options import LS_JSON_KEYS, MultiWordOption, exclude_option, ls_json, select_option
+from .cli_options import (
+    LS_JSON_KEYS,
+    FullSummaryGroup,
+    MultiWordOption,
+    exclude_option,
+    ls_json,
+    project_dir_option,
+    select_option,
+)
 
 
 def _parse_vars(text: str | None) -> dict:
@@ -58,7 +66,7 @@ def _options(ctx: click.Context, project_dir, select, exclude, vars_, target_pat
                    target_path=target_path, **extra)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=FullSummaryGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="sqlsynth")
 @click.option("--project-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Project folder (default: current directory).")
@@ -80,7 +88,7 @@ def _run_command(name: str, ctx, quiet: bool = False, **params):
 @main.command()
 @_common
 @click.option("--full-refresh", is_flag=True, help="Accepted for dbt compatibility (seeds always reload).")
-@click.option("--threads", type=int, default=None)
+@click.option("--threads", type=int, default=None, help="Nodes built in parallel (default: threads in project.yml).")
 @click.pass_context
 @_handle_errors
 def seed(ctx, full_refresh, threads, **params):
@@ -91,7 +99,7 @@ def seed(ctx, full_refresh, threads, **params):
 @main.command()
 @_common
 @click.option("--full-refresh", is_flag=True, help="Rebuild incremental models from scratch.")
-@click.option("--threads", type=int, default=None, help="Nodes built in parallel.")
+@click.option("--threads", type=int, default=None, help="Nodes built in parallel (default: threads in project.yml).")
 @click.pass_context
 @_handle_errors
 def run(ctx, full_refresh, threads, **params):
@@ -101,7 +109,7 @@ def run(ctx, full_refresh, threads, **params):
 
 @main.command()
 @_common
-@click.option("--threads", type=int, default=None)
+@click.option("--threads", type=int, default=None, help="Nodes built in parallel (default: threads in project.yml).")
 @click.pass_context
 @_handle_errors
 def test(ctx, threads, **params):
@@ -112,7 +120,7 @@ def test(ctx, threads, **params):
 @main.command()
 @_common
 @click.option("--full-refresh", is_flag=True, help="Rebuild incremental models from scratch.")
-@click.option("--threads", type=int, default=None)
+@click.option("--threads", type=int, default=None, help="Nodes built in parallel (default: threads in project.yml).")
 @click.pass_context
 @_handle_errors
 def build(ctx, full_refresh, threads, **params):
@@ -152,7 +160,7 @@ def compile_(ctx, quiet, inline, **params):
 @click.pass_context
 @_handle_errors
 def show(ctx, target, select, inline, project_dir, vars_, limit, output):
-    """Preview a model/seed (-s NAME), or an ad-hoc query (--inline "select ...")."""
+    """Preview a model/seed (-s NAME), or an ad-hoc query (--inline SQL, Jinja allowed)."""
     from .api import show as show_
     from .console import out
     from .reporter import result_table
@@ -177,7 +185,7 @@ def show(ctx, target, select, inline, project_dir, vars_, limit, output):
 @main.command(name="ls")
 @_common
 @click.option("--resource-type", "resource_types", multiple=True,
-              type=click.Choice(["model", "seed", "test", "source"]), help="Default: all.")
+              type=click.Choice(["model", "seed", "test", "source"]), help="Only these node types (default: all).")
 @click.option("--output", type=click.Choice(["name", "path", "json", "selector"]), default="name",
               help="name (type:name), path, selector, or one JSON object per line with dbt's keys.")
 @click.option("--output-keys", "output_keys", cls=MultiWordOption, multiple=True,
@@ -207,7 +215,7 @@ def ls(ctx, resource_types, output, output_keys, **params):
 
 
 @main.command()
-@click.option("--project-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
+@project_dir_option()
 @click.option("--include-database", is_flag=True, help="Also delete the DuckDB file (and its LLM cache).")
 @click.pass_context
 @_handle_errors
@@ -235,7 +243,7 @@ def init(name, force):
 
 
 @main.command()
-@click.option("--project-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
+@project_dir_option()
 @click.option("--vars", "vars_", default=None, help="Vars as JSON/YAML.")
 @click.option("--metrics", default="eval_metrics", show_default=True, help="Relation with one row per contestant.")
 @click.option("--examples", default="eval_examples", show_default=True,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 
@@ -53,3 +55,20 @@ def ls_json(node, keys: list[str]) -> dict:
         "config": node.config, "tags": node.tags, "source_name": node.source_name,
     }
     return {key: full[key] for key in keys}
+
+
+class FullSummaryGroup(click.Group):
+    """A group whose command list shows each summary whole (wrapped), not cut at ~45 characters."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        commands = [(name, self.get_command(ctx, name)) for name in self.list_commands(ctx)]
+        rows = [(name, command.get_short_help_str(limit=400)) for name, command in commands
+                if command is not None and not command.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+def project_dir_option():
+    return click.option("--project-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                        help="Project folder (default: current directory).")

@@ -114,3 +114,37 @@ def test_torch_is_pinned_only_in_constraints_and_deepspeed_has_its_own_extra():
     assert re.search(r"^torch==\S+$", (root / "constraints.txt").read_text(), re.M)
     install = re.search(r"-e '\.\[([^\]]+)\]'", (root / "Makefile").read_text()).group(1).split(",")
     assert set(install) == set(extras)  # make install still installs every extra
+
+
+def _commands(group, prefix=()):
+    for name, command in group.commands.items():
+        yield (*prefix, name), command
+        if hasattr(command, "commands"):
+            yield from _commands(command, (*prefix, name))
+
+
+def test_every_cli_option_has_help_and_summaries_are_whole():
+    import click
+
+    from sqlsynth.cli import main
+
+    missing = [f"{' '.join(path)} {param.opts[0]}" for path, command in _commands(main)
+               for param in command.params if isinstance(param, click.Option) and not param.help]
+    assert missing == []
+    for args in (["--help"], ["cache", "--help"]):
+        listing = run_cli(*args).stdout.split("Commands:")[1]
+        assert "..." not in listing, listing
+
+
+def test_test_server_flags_have_help():
+    from sqlsynth.testing.openai_server import build_parser
+
+    actions = build_parser()._actions
+    assert "--rate-429" in {opt for action in actions for opt in action.option_strings}
+    assert [action.option_strings for action in actions if not action.help] == []
+    import subprocess
+    import sys
+
+    shown = subprocess.run([sys.executable, "-m", "sqlsynth.testing.openai_server", "--help"],
+                           capture_output=True, text=True)
+    assert shown.returncode == 0 and "answered 429" in shown.stdout

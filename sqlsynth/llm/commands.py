@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from ..cli_errors import handle_errors as _errors
+from ..cli_options import FullSummaryGroup, exclude_option, select_option
 
 
 def _project_dir(ctx: click.Context, value: Path | None) -> Path:
@@ -32,7 +33,7 @@ def _open(project_dir: Path, read_only: bool):
     return connect(path, read_only=read_only)
 
 
-@click.group("cache")
+@click.group("cache", cls=FullSummaryGroup)
 def cache_group() -> None:
     """Inspect or clear the ai_query cache (tables sqlsynth.cache and sqlsynth.calls)."""
 
@@ -88,8 +89,8 @@ def cache_clear(ctx: click.Context, project_dir: Path | None, endpoint: str | No
 
 @click.command("plan")
 @_project_option
-@click.option("--select", "-s", "select", multiple=True, help="Models to include (dbt syntax).")
-@click.option("--exclude", multiple=True, help="Models to leave out (dbt syntax).")
+@select_option()
+@exclude_option()
 @click.option("--vars", "vars_", default=None, help="Vars as JSON/YAML.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context

@@ -299,20 +299,41 @@ def fetch_stats(url: str) -> dict[str, Any]:
         return json.loads(response.read())
 
 
-def main(argv: list[str] | None = None) -> None:
+FLAG_HELP = {  # --help text of each ServerConfig field's flag
+    "latency_s": "seconds to wait before each answer",
+    "rate_429": "fraction of requests answered 429 Too Many Requests",
+    "rate_500": "fraction of requests answered 500",
+    "rate_malformed": "fraction answered 200 with a body that is not JSON",
+    "rate_truncated": "fraction answered 200 with a JSON body cut in half",
+    "rate_empty_choices": "fraction answered 200 with \"choices\": []",
+    "rate_hang": "fraction never answered (the client must time out)",
+    "rate_invalid_answer": "fraction whose content does not match the requested schema",
+    "always_status": "answer every chat request with this HTTP status (400, 401, 404...)",
+    "retry_after_s": "Retry-After header value sent with 429",
+    "reject_response_format": "answer 400 to response_format json_schema (as old servers do)",
+    "api_key": "require this bearer key; other keys get 401",
+    "seed": "random seed of the fault injection",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--port", type=int, default=0, help="port to listen on (0: a free one, printed)")
     for key, value in asdict(ServerConfig()).items():
-        flag = f"--{key.replace('_', '-')}"
+        flag, text = f"--{key.replace('_', '-')}", FLAG_HELP[key]
         if isinstance(value, bool):
-            parser.add_argument(flag, action="store_true")
+            parser.add_argument(flag, action="store_true", help=text)
         elif key in ("always_status", "seed"):
-            parser.add_argument(flag, type=int, default=value)
+            parser.add_argument(flag, type=int, default=value, help=text)
         elif key == "api_key":
-            parser.add_argument(flag, default=None)
+            parser.add_argument(flag, default=None, help=text)
         else:
-            parser.add_argument(flag, type=float, default=value)
-    ns = vars(parser.parse_args(argv))
+            parser.add_argument(flag, type=float, default=value, help=text)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    ns = vars(build_parser().parse_args(argv))
     port = ns.pop("port")
     server = OpenAIServer(ServerConfig(**ns), port=port)
     try:
