@@ -33,7 +33,7 @@ class BuildContext:
     def swap(self, statements: Callable[[], Any]) -> Any:
         """Run the statements that replace the relation, then the post_hook, as one transaction."""
         hook, self.post_hook = self.post_hook, None  # runs once, with the first (only) swap
-        return _in_transaction(self.cur, statements, then=hook)
+        return in_transaction(self.cur, statements, then=hook)
 
     @property
     def cur(self) -> Any:
@@ -55,7 +55,7 @@ def _drop(cur: Any, schema: str, name: str, kind: str | None) -> None:
         cur.execute(f"drop {'view' if kind == 'view' else 'table'} if exists {relation(schema, name)}")
 
 
-def _in_transaction(cur: Any, statements: Callable[[], Any], then: Callable[[], None] | None = None) -> Any:
+def in_transaction(cur: Any, statements: Callable[[], Any], then: Callable[[], None] | None = None) -> Any:
     cur.execute("begin transaction")
     try:
         result = statements()
@@ -88,7 +88,7 @@ def build_view(ctx: BuildContext) -> BuildResult:
     return BuildResult(None, "view")
 
 
-def _build_table_from(ctx: BuildContext, select_sql: str) -> int:
+def build_table_from(ctx: BuildContext, select_sql: str) -> int:
     node, cur = ctx.node, ctx.cur
     tmp = relation(node.schema, _temp_name(node))
     existing = ctx.db.relation_type(node.schema, node.alias)
@@ -103,7 +103,7 @@ def _build_table_from(ctx: BuildContext, select_sql: str) -> int:
 
 
 def build_table(ctx: BuildContext) -> BuildResult:
-    rows = _build_table_from(ctx, ctx.sql)
+    rows = build_table_from(ctx, ctx.sql)
     return BuildResult(rows, f"{rows:,} rows")
 
 
@@ -137,7 +137,7 @@ def build_incremental(ctx: BuildContext) -> BuildResult:
     node, cur = ctx.node, ctx.cur
     strategy = _strategy(node)
     if not incremental_target_exists(ctx.db, node, ctx.full_refresh):
-        rows = _build_table_from(ctx, ctx.sql)
+        rows = build_table_from(ctx, ctx.sql)
         return BuildResult(rows, f"{rows:,} rows (full build)")
     target = node.relation.render()
     keys = _unique_key(node)

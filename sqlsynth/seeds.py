@@ -9,7 +9,7 @@ from typing import Any
 
 from .errors import SeedError, SqlsynthError
 from .extensions import registry
-from .materialize import BuildResult, _in_transaction, quote, relation
+from .materialize import BuildResult, in_transaction, quote, relation
 
 
 def _literal(text: str) -> str:
@@ -130,7 +130,7 @@ def load_seed(db: Any, node) -> BuildResult:
         return cur.execute(f"select count(*) from {node.relation}").fetchall()[0][0]
 
     try:
-        rows = _in_transaction(cur, swap)
+        rows = in_transaction(cur, swap)
     except duckdb.Error as exc:
         if failures:  # the reader's own error (file, line, column, fix), not DuckDB's wrapper of it
             raise failures[0] from None

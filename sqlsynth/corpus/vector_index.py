@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, did_you_mean
-from ..materialize import BuildContext, BuildResult, _build_table_from, quote
+from ..materialize import BuildContext, BuildResult, build_table_from, quote
 from . import models, store
 from .errors import CorpusError
 
@@ -117,7 +117,7 @@ def build_vector_index(ctx: BuildContext) -> BuildResult:
                               hint="an empty corpus: check the seed/source and the filters upstream "
                                    "(e.g. the min_score/max_body_chars vars)")
         summary = _sync(ctx, s, rows, blank)
-        _build_table_from(ctx, f"select * from {staged}")
+        build_table_from(ctx, f"select * from {staged}")
     finally:
         cur.execute(f"drop table if exists {staged}")
     return BuildResult(len(rows), summary)

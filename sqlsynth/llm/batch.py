@@ -79,7 +79,7 @@ class BatchAnswerer:
     def answer(self, endpoint: str, requests: list[str | None], response_format: str | None,
             parameters: list[str | None], node: str | None = None) -> list[Outcome]:
         fmt = parse_response_format(response_format, self.models) if response_format else None
-        config = None if endpoint in endpoints._overrides else endpoints.resolve(endpoint, self.config)
+        config = None if endpoints.is_registered_backend(endpoint) else endpoints.resolve(endpoint, self.config)
         identity = endpoints.identity(endpoint, self.config)
         keys, jobs = self._jobs(requests, parameters, fmt, config, identity)
         collector = plan.active()

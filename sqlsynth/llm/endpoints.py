@@ -63,6 +63,11 @@ def unregister_backend(name: str) -> None:
     _overrides.pop(name, None)
 
 
+def is_registered_backend(name: str) -> bool:
+    """Whether register_backend serves this name (it then has no endpoint config to resolve)."""
+    return name in _overrides
+
+
 def _create(name: str, endpoint: EndpointConfig) -> Any:
     if endpoint.provider == "openai":
         from .openai_backend import OpenAIBackend

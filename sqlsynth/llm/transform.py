@@ -125,7 +125,7 @@ def _structure(node: exp.Expression | None, tctx: Any, functions: Any) -> Any:
 def _check_endpoint(node: exp.Expression, tctx: Any, functions: Any) -> None:
     if functions is None or not (isinstance(node, exp.Literal) and node.is_string):
         return
-    if node.this in endpoints._overrides:
+    if endpoints.is_registered_backend(node.this):
         return
     try:
         endpoints.resolve(node.this, getattr(functions, "config", None))
