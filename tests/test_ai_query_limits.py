@@ -84,3 +84,49 @@ def test_retry_after_waits_are_capped_and_the_endpoint_named(tmp_path):
     assert "endpoint 'teacher' is throttling" in done.stderr
     assert "capped at retry_max_s=0.2" in done.stderr
     assert "429" in done.stdout + done.stderr
+
+
+def test_parameter_spellings_share_one_cache_key_and_typos_fail_at_compile_time(tmp_path):
+    sql = "select ai_query('teacher', 'q ' || i, modelParameters := {{'{key}': 64}}) as r from range(3) t(i)"
+    with stub() as server:
+        project = make(tmp_path, server.url, {"a": sql.format(key="max_tokens")},
+                       "    parameters: {max_new_tokens: 256, temperature: 0.5}\n")
+        assert cli(project, "run").returncode == 0
+        for spelling in ("max_new_tokens", "max_completion_tokens"):
+            (project / "models" / "a.sql").write_text(sql.format(key=spelling))
+            again = cli(project, "run")
+            assert again.returncode == 0, again.stdout + again.stderr
+        assert server.stats.requests == 3  # same effective parameters, same cached answers
+
+        (project / "models" / "a.sql").write_text(sql.format(key="temprature"))
+        typo = cli(project, "compile")
+        assert typo.returncode == 2 and server.stats.requests == 3
+        assert "temprature" in typo.stderr and "did you mean 'temperature'" in typo.stderr
+        assert "a.sql" in typo.stderr and "Traceback" not in typo.stderr
+
+
+def test_answers_cached_under_an_old_spelling_are_migrated_not_paid_again(tmp_path):
+    import duckdb
+
+    from sqlsynth.llm.cache import Cache, CacheRow, KeyMaker
+
+    with stub() as server:
+        project = make(tmp_path, server.url, {"a": "select 1 as x"})
+        assert cli(project, "run").returncode == 0
+        identity = {"provider": "openai", "base_url": server.url.rstrip("/"), "model": "stub"}
+        messages = [{"role": "user", "content": "q 0"}]
+        old = {"max_new_tokens": 64}  # how keys were hashed before the one vocabulary
+        con = duckdb.connect(str(project / "target" / "p.duckdb"))
+        cache = Cache(con)
+        cache.write([CacheRow(KeyMaker(identity, None).key(messages, old), "teacher", identity, messages,
+                              old, None, "the old answer", 1, 1, "stop")], [])
+        cache.close()
+        con.close()
+        (project / "models" / "a.sql").write_text(
+            "{{ config(materialized='table') }}\n"
+            "select ai_query('teacher', 'q 0', modelParameters := {'max_new_tokens': 64}) as r")
+        done = cli(project, "run")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert server.stats.requests == 0
+        assert q(project, "select r from a") == [("the old answer",)]
+        assert q(project, "select count(*) from sqlsynth.cache") == [(2,)]  # moved under the new key

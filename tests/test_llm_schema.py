@@ -8,7 +8,13 @@ import pytest
 from pydantic import BaseModel, field_validator
 
 from sqlsynth.llm.errors import ModelParametersError, ResponseFormatError
-from sqlsynth.llm.params import openai_arguments, parse_parameters_json, validate_parameters
+from sqlsynth.llm.params import (
+    check_supported,
+    effective,
+    openai_arguments,
+    parse_parameters_json,
+    validate_parameters,
+)
 from sqlsynth.llm.schema import duckdb_type, example_value, extract_json, parse_response_format
 
 
@@ -103,6 +109,27 @@ def test_model_parameters_types_are_checked():
 
 def test_openai_arguments_split_known_extra_and_local_only():
     kwargs, extra = openai_arguments({"temperature": 0.5, "max_new_tokens": 9, "top_k": 4,
-                                      "num_beams": 2, "sample_id": 7})
+                                      "num_beams": 2, "sample_id": 7, "extra_body": {"min_p": 0.1}})
     assert kwargs == {"temperature": 0.5, "max_tokens": 9}
-    assert extra == {"top_k": 4}
+    assert extra == {"top_k": 4, "min_p": 0.1}
+
+
+def test_every_spelling_is_one_canonical_parameter():
+    assert validate_parameters({"max_new_tokens": 64, "num_return_sequences": 2, "stop": "x"}) == \
+        {"max_tokens": 64, "n": 2, "stop": ["x"]}
+    assert validate_parameters({"max_completion_tokens": 5, "max_tokens": 5}) == {"max_tokens": 5}
+    with pytest.raises(ModelParametersError, match="another spelling of 'max_tokens'"):
+        validate_parameters({"max_new_tokens": 64, "max_tokens": 32})
+    # endpoint defaults under one spelling, the call under another: the call wins, one key
+    assert effective({"max_new_tokens": 256, "temperature": 0.5}, validate_parameters({"max_tokens": 64}),
+                     "transformers", "e") == {"max_tokens": 64, "temperature": 0.5}
+
+
+def test_each_provider_declares_its_parameters():
+    check_supported({"top_k": 4, "extra_body": {}}, "openai", "t")
+    with pytest.raises(ModelParametersError, match="temprature") as caught:
+        check_supported({"temprature": 0.5}, "openai", "t")
+    assert "did you mean 'temperature'" in caught.value.hint
+    with pytest.raises(ModelParametersError) as caught:
+        check_supported({"presence_penalty": 0.5}, "transformers", "default")
+    assert "repetition_penalty" in caught.value.hint

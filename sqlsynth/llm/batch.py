@@ -22,7 +22,7 @@ from ..config import EndpointConfig, ProjectConfig
 from . import aio, endpoints, plan
 from .cache import Cache, CacheRow, CallRow, KeyMaker
 from .errors import BudgetError, LLMError
-from .params import CACHE_ONLY, parse_parameters_json, validate_parameters
+from .params import CACHE_ONLY, effective, legacy_parameters, parse_parameters_json
 from .schema import ResponseFormat, example_value, parse_response_format
 from .types import LLMRequest, LLMResult
 from .usage import BatchProgress, Counters, calls_made, cost_of, record
@@ -48,6 +48,7 @@ class _Job:
     parameters: dict[str, Any]
     invalid_left: int
     attempts: int = 0
+    legacy_key: str | None = None  # the key this request had before parameter spellings were unified
 
 
 _inflight_lock = threading.Lock()
@@ -81,7 +82,7 @@ class BatchAnswerer:
         fmt = parse_response_format(response_format, self.models) if response_format else None
         config = None if endpoints.is_registered_backend(endpoint) else endpoints.resolve(endpoint, self.config)
         identity = endpoints.identity(endpoint, self.config)
-        keys, jobs = self._jobs(requests, parameters, fmt, config, identity)
+        keys, jobs = self._jobs(endpoint, requests, parameters, fmt, config, identity)
         collector = plan.active()
         if collector is not None:
             return self._dry_run(collector, endpoint, node, keys, jobs, fmt, config)
@@ -91,12 +92,14 @@ class BatchAnswerer:
         answers = batch.answer(jobs)
         return [Outcome(None) if key is None else answers[key] for key in keys]
 
-    def _jobs(self, requests: list[str | None], parameters: list[str | None], fmt: ResponseFormat | None,
+    def _jobs(self, endpoint_name: str, requests: list[str | None], parameters: list[str | None],
+              fmt: ResponseFormat | None,
               config: EndpointConfig | None, identity: dict[str, Any]
               ) -> tuple[list[str | None], dict[str, _Job]]:
         keys: list[str | None] = []
         jobs: dict[str, _Job] = {}
-        defaults = validate_parameters(config.parameters) if config else {}
+        defaults = config.parameters if config else None
+        provider = config.provider if config else None
         schema = fmt.json_schema if fmt else None
         keymaker = KeyMaker(identity, schema)
         for request, params in zip(requests, parameters, strict=False):
@@ -104,13 +107,15 @@ class BatchAnswerer:
                 keys.append(None)  # NULL request → NULL answer, no call (as Databricks does)
                 continue
             messages = to_messages(request)
-            merged = {**defaults, **dict(parse_parameters_json(params))}
+            merged = effective(defaults, dict(parse_parameters_json(params)), provider, endpoint_name)
             key = keymaker.key(messages, merged)
             keys.append(key)
             if key not in jobs:
                 sent = {k: v for k, v in merged.items() if k not in CACHE_ONLY}
+                legacy = legacy_parameters(defaults, params)
                 jobs[key] = _Job(key, LLMRequest(tuple(messages), sent, schema), messages, merged,
-                                 invalid_left=config.invalid_retries if config else 2)
+                                 invalid_left=config.invalid_retries if config else 2,
+                                 legacy_key=keymaker.key(messages, legacy) if legacy else None)
         return keys, jobs
 
     def _dry_run(self, collector: Any, endpoint: str, node: str | None, keys: list[str | None],
@@ -152,6 +157,7 @@ class _Batch:
     def answer(self, jobs: dict[str, _Job]) -> dict[str, Outcome]:
         answers: dict[str, Outcome] = {}
         hits = self.answerer.cache.lookup(list(jobs))
+        hits.update(self._migrate_legacy([job for key, job in jobs.items() if key not in hits]))
         for key, (value, finish) in hits.items():
             answers[key] = Outcome(value, None, finish)
         self.counters.cached = len(hits)
@@ -179,6 +185,20 @@ class _Batch:
             self._release_unfinished(mine, answers)
             record(self.endpoint, self.node, self.counters)
         return answers
+
+    def _migrate_legacy(self, misses: list[_Job]) -> dict[str, tuple[str, str | None]]:
+        """Answers cached under a pre-canonical key (max_new_tokens spelled out...): copied under the
+        new key (a one-time migration per row), so a spelling change never re-pays."""
+        legacy = {job.legacy_key: job for job in misses if job.legacy_key}
+        found = self.answerer.cache.lookup(list(legacy)) if legacy else {}
+        moved = {}
+        for old_key, (value, finish) in found.items():
+            job = legacy[old_key]
+            moved[job.key] = (value, finish)
+            self.pending_cache.append(CacheRow(job.key, self.endpoint, self.identity, job.messages,
+                                               job.parameters, self.fmt.source if self.fmt else None,
+                                               value, 0, 0, finish))
+        return moved
 
     # ----------------------------------------------------------------- calls
     def _submit(self, jobs: list[_Job]) -> None:

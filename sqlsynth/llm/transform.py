@@ -20,7 +20,7 @@ from sqlglot import exp
 
 from ..errors import CompileError, SqlsynthError
 from . import endpoints
-from .params import validate_parameters
+from .params import check_supported, effective, validate_parameters
 from .schema import duckdb_structure, parse_response_format
 
 UDF_NAME = "sqlsynth_ai_query"
@@ -76,7 +76,7 @@ def _rewrite_call(call: exp.Anonymous, tctx: Any, databricks: bool) -> exp.Expre
     fail = _fail_on_error(named.get("failOnError"), tctx)
     structure = _structure(named.get("responseFormat"), tctx, functions)
     params = named.get("modelParameters")
-    _check_parameters(params, tctx)
+    _check_parameters(params, endpoint, tctx, functions)
     udf = exp.Anonymous(this=UDF_NAME, expressions=[
         endpoint.copy(), _to_json(request), named["responseFormat"].copy() if structure else exp.Null(),
         _to_json(params) if params is not None else exp.Null(), exp.Boolean(this=fail),
@@ -122,6 +122,15 @@ def _structure(node: exp.Expression | None, tctx: Any, functions: Any) -> Any:
     return duckdb_structure(fmt.json_schema)
 
 
+def _endpoint_config(node: exp.Expression, functions: Any) -> Any:
+    """The endpoint's config when the name is a constant of a project endpoint (not a registered one)."""
+    if functions is None or not (isinstance(node, exp.Literal) and node.is_string):
+        return None
+    if node.this in endpoints._overrides:
+        return None
+    return endpoints.resolve(node.this, getattr(functions, "config", None))
+
+
 def _check_endpoint(node: exp.Expression, tctx: Any, functions: Any) -> None:
     if functions is None or not (isinstance(node, exp.Literal) and node.is_string):
         return
@@ -133,8 +142,10 @@ def _check_endpoint(node: exp.Expression, tctx: Any, functions: Any) -> None:
         raise type(exc)(exc.message, path=getattr(tctx, "path", None), hint=exc.hint) from None
 
 
-def _check_parameters(node: exp.Expression | None, tctx: Any) -> None:
-    """Constant modelParameters are checked when the model compiles, not after the first call."""
+def _check_parameters(node: exp.Expression | None, endpoint: exp.Expression, tctx: Any,
+                      functions: Any) -> None:
+    """Constant modelParameters (types, ranges, and the keys the endpoint's provider supports, merged
+    over its defaults) are checked when the model compiles, not after the first call."""
     if node is None:
         return
     try:
@@ -142,7 +153,11 @@ def _check_parameters(node: exp.Expression | None, tctx: Any) -> None:
     except ValueError:
         return  # built from columns: checked per row at run time
     try:
-        validate_parameters(value)
+        call = validate_parameters(value)
+        config = _endpoint_config(endpoint, functions)
+        if config is not None:
+            check_supported(effective(config.parameters, call, None, endpoint.this), config.provider,
+                            endpoint.this)
     except SqlsynthError as exc:
         raise type(exc)(exc.message, path=getattr(tctx, "path", None), hint=exc.hint) from None
 
