@@ -29,7 +29,7 @@ def test_finish_reason_in_the_call_log_and_next_to_the_answer(tmp_path):
     sql = ("select i, ai_query('teacher', 'tell me about ' || i || ' things', failOnError := false,"
            " modelParameters := {'max_tokens': {{ 3 if var('short', false) else 50 }}}) as r"
            " from range(2) t(i)")
-    with stub() as server:
+    with stub(cut_at_max_tokens=True) as server:
         project = make(tmp_path, server.url, {"answers": sql})
         done = cli(project, "run", "--vars", "{short: true}")
         assert done.returncode == 0, done.stdout + done.stderr

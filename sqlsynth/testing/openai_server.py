@@ -41,6 +41,7 @@ class ServerConfig:
     retry_after_s: float | None = None  # Retry-After header sent with 429
     reject_response_format: bool = False  # 400 for response_format json_schema (old servers)
     api_key: str | None = None         # when set, other keys get 401
+    cut_at_max_tokens: bool = False    # plain answers longer than max_tokens words end there ("length")
     seed: int = 0
 
 
@@ -102,11 +103,12 @@ def answer_for(body: dict[str, Any], invalid: bool = False) -> str:
     return f"Here you go:\n```json\n{text}\n```" if fenced else text
 
 
-def completion_body(body: dict[str, Any], text: str) -> dict[str, Any]:
-    """A chat.completion; a plain-text answer longer than max_tokens words is cut, finish_reason "length"."""
+def completion_body(body: dict[str, Any], text: str, cut: bool = False) -> dict[str, Any]:
+    """A chat.completion; with ``cut`` a plain-text answer longer than max_tokens words is cut there,
+    finish_reason "length" (off by default: many tests expect the whole prompt echoed)."""
     prompt_words = sum(len(str(m.get("content", "")).split()) for m in body.get("messages") or [])
     finish, limit = "stop", body.get("max_tokens") or body.get("max_completion_tokens")
-    if isinstance(limit, int) and not body.get("response_format") and len(text.split()) > limit:
+    if cut and isinstance(limit, int) and not body.get("response_format") and len(text.split()) > limit:
         text, finish = " ".join(text.split()[:limit]), "length"
     out_words = len(text.split())
     return {
@@ -260,7 +262,7 @@ class OpenAIServer:
         if fault == "500":
             return 500, _error_body(500, "injected server error"), {}
         text = answer_for(body, invalid=fault == "invalid")
-        out = completion_body(body, text)
+        out = completion_body(body, text, c.cut_at_max_tokens)
         if fault == "malformed":
             return 200, b"<html>upstream proxy error</html>", {}
         if fault == "truncated":
