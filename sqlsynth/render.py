@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jinja2
+import jinja2.compiler
+import jinja2.runtime
 import jinja2.sandbox  # noqa: F401  (keeps jinja2.exceptions importable under all versions)
 
 from .errors import RenderError, SqlsynthError
@@ -38,27 +40,36 @@ class _MacroReturn(Exception):
         self.value = value
 
 
-def _install_macro_return() -> None:
+class _ReturningMacro(jinja2.runtime.Macro):
     """dbt's `{{ return(x) }}`: the innermost macro call returns x.
 
-    Caught in every jinja Macro invocation (not only at our namespace boundary), because a macro that
-    calls another macro of the same file calls it directly, not through the namespace.
+    Caught in every macro invocation (not only at our namespace boundary), because a macro that calls
+    another macro of the same file calls it directly, not through the namespace.
     """
-    original = jinja2.runtime.Macro._invoke
-    if getattr(original, "_sqlsynth", False):
-        return
 
-    def invoke(self, arguments, autoescape):
+    def _invoke(self, arguments: list[Any], autoescape: bool) -> Any:
         try:
-            return original(self, arguments, autoescape)
+            return super()._invoke(arguments, autoescape)
         except _MacroReturn as ret:
             return ret.value
 
-    invoke._sqlsynth = True
-    jinja2.runtime.Macro._invoke = invoke
+
+class _CodeGenerator(jinja2.compiler.CodeGenerator):
+    """Wraps each macro definition so that macros of this environment (only) honour return()."""
+
+    def macro_def(self, macro_ref: Any, frame: Any) -> None:
+        self.write("environment.returning_macro(")
+        super().macro_def(macro_ref, frame)
+        self.write(")")
 
 
-_install_macro_return()
+class _Environment(jinja2.Environment):
+    code_generator_class = _CodeGenerator
+
+    @staticmethod
+    def returning_macro(macro: jinja2.runtime.Macro) -> jinja2.runtime.Macro:
+        macro.__class__ = _ReturningMacro
+        return macro
 
 
 @dataclass
@@ -120,7 +131,7 @@ class Renderer:
                  target_info: dict[str, Any]):
         self.project_name = project_name
         self._local = threading.local()
-        self.env = jinja2.Environment(
+        self.env = _Environment(
             loader=jinja2.FunctionLoader(self._load), undefined=jinja2.StrictUndefined,
             extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"], keep_trailing_newline=True)
         self.env.filters.update(as_bool=_as_bool, as_number=_as_number, as_text=str, as_native=lambda x: x)

@@ -169,3 +169,22 @@ def test_enabled_from_a_var_disables_model_and_its_tests(make_project):
     assert [r.name for r in report.results] == ["base"]
     report = build(root, vars={"with_optional": True})
     assert sorted(r.name for r in report.results) == ["base", "optional", "optional_check", "unique_optional_id"]
+
+
+def test_return_in_a_macro_called_from_the_same_file_without_patching_jinja(make_project):
+    import jinja2
+    import jinja2.runtime
+
+    root = make_project({
+        "macros/m.sql": """
+            {% macro inner(x) %}{{ return(x * 2) }}{% endmacro %}
+            {% macro outer(x) %}{{ return(inner(x) + 1) }}{% endmacro %}
+        """,
+        "models/a.sql": "select {{ outer(20) }} as n",
+    })
+    build(root)
+    assert query(root, "select n from a") == [(41,)]
+    # only sqlsynth's own environment honours return(): jinja's Macro class is left as shipped
+    assert jinja2.runtime.Macro._invoke.__module__ == "jinja2.runtime"
+    plain = jinja2.Environment().from_string("{% macro m() %}x{% endmacro %}{{ m() }}")
+    assert plain.render() == "x"
