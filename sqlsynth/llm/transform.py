@@ -126,7 +126,7 @@ def _endpoint_config(node: exp.Expression, functions: Any) -> Any:
     """The endpoint's config when the name is a constant of a project endpoint (not a registered one)."""
     if functions is None or not (isinstance(node, exp.Literal) and node.is_string):
         return None
-    if node.this in endpoints._overrides:
+    if endpoints.is_registered_backend(node.this):
         return None
     return endpoints.resolve(node.this, getattr(functions, "config", None))
 
