@@ -130,3 +130,15 @@ def test_answers_cached_under_an_old_spelling_are_migrated_not_paid_again(tmp_pa
         assert server.stats.requests == 0
         assert q(project, "select r from a") == [("the old answer",)]
         assert q(project, "select count(*) from sqlsynth.cache") == [(2,)]  # moved under the new key
+
+
+def test_a_json_schema_with_an_invalid_type_fails_at_compile_time(tmp_path):
+    fmt = ('{"type": "object", "properties": {"tags": {"type": "array", "items": {"type": "strng"}}}, '
+           '"required": ["tags"]}')
+    with stub() as server:
+        project = make(tmp_path, server.url, {"a": f"select ai_query('teacher', 'x', responseFormat := '{fmt}') as r"})
+        done = cli(project, "compile")
+        assert server.stats.requests == 0
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "$.properties.tags.items.type is 'strng'" in done.stderr and "did you mean 'string'" in done.stderr
+    assert "a.sql" in done.stderr and "Traceback" not in done.stderr

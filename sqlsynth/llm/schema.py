@@ -103,10 +103,37 @@ def _from_json_text(text: str) -> ResponseFormat:
         wrapper = data["json_schema"]
         name, strict = wrapper.get("name", name), bool(wrapper.get("strict", False))
         data = wrapper.get("schema")
+    if isinstance(data, dict):
+        _check_types(data, "$")
     if not isinstance(data, dict) or data.get("type") != "object" or "properties" not in data:
         raise ResponseFormatError("responseFormat JSON schema must describe an object with 'properties'",
                                   hint=_FORMAT_HINT)
     return ResponseFormat(text, name, data, strict, model_from_schema(data, name))
+
+
+JSON_TYPES = ("string", "number", "integer", "boolean", "object", "array", "null")
+
+
+def _check_types(schema: Any, where: str) -> None:
+    """Every "type" in the schema is a JSON Schema type (a typo would otherwise reach the server)."""
+    if isinstance(schema, list):
+        for i, item in enumerate(schema):
+            _check_types(item, f"{where}[{i}]")
+        return
+    if not isinstance(schema, dict):
+        return
+    kinds = schema.get("type")
+    for kind in kinds if isinstance(kinds, list) else [kinds] if kinds is not None else []:
+        if kind not in JSON_TYPES:
+            raise ResponseFormatError(f"responseFormat JSON schema: {where}.type is {kind!r}, not a JSON "
+                                      "Schema type", hint=did_you_mean(str(kind), JSON_TYPES)
+                                      or f"types: {', '.join(JSON_TYPES)}")
+    for key in ("properties", "$defs", "definitions"):
+        for name, child in (schema.get(key) or {}).items() if isinstance(schema.get(key), dict) else ():
+            _check_types(child, f"{where}.{key}.{name}")
+    for key in ("items", "anyOf", "oneOf", "allOf", "additionalProperties"):
+        if key in schema:
+            _check_types(schema[key], f"{where}.{key}")
 
 
 def _from_model_name(name: str, models: dict[str, type[BaseModel]]) -> ResponseFormat:
