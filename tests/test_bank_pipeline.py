@@ -304,3 +304,21 @@ def test_real_local_model_small(tmp_path):
     assert len(records) >= 2
     for record in records:
         check_conversation(record)
+
+
+def test_pipeline_summary_names_the_model_that_paid_for_shared_responses(built):
+    project, _ = built
+    shown = run_cli("show", "pipeline_summary", "--limit", "20", "--project-dir", str(project))
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    con = duckdb.connect(str(project / "target" / "bank_assistant.duckdb"), read_only=True)
+    con.execute("set file_search_path = ?", [str(project / "target")])  # chat_export's relative path
+    try:
+        rows = con.execute("select stage, n_rows, llm_calls, answered_by from pipeline_summary "
+                           "where stage like 'synth_responses%' order by stage").fetchall()
+    finally:
+        con.close()
+    calls = {stage: llm_calls for stage, _n, llm_calls, _by in rows}
+    payer = max(calls, key=calls.get)
+    assert calls[payer] > 0 and sorted(calls.values())[0] == 0  # one model paid, the other reused its answers
+    for stage, n_rows, _calls, answered_by in rows:
+        assert answered_by == f"{n_rows} by {payer}", (stage, answered_by)

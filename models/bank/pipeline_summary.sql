@@ -1,5 +1,7 @@
 -- Rows per stage and what the LLM calls cost (all runs, from the ai_query call log):
 --   sqlsynth show pipeline_summary
+-- synth_responses and synth_responses_databricks send the same requests, so only one of them pays;
+-- answered_by names, for each response row, the model whose call produced its answer.
 {{ config(materialized='view') }}
 
 with calls as (
@@ -8,6 +10,22 @@ with calls as (
            round(sum(latency_ms) / 1000.0, 1) as llm_seconds
     from sqlsynth.calls
     group by node
+),
+paid as (  -- the model whose (first) successful call produced each cached answer
+    select key, arg_min(node, ts) as paid_by from sqlsynth.calls where status = 'ok' group by key
+),
+{%- set response_key = ai_cache_key(var('response_endpoint'), ['r.instructions', 'r.question'],
+                                    response_format(), response_parameters()) %}
+response_rows as (
+    select 'synth_responses' as stage, {{ response_key }} as key from {{ ref('synth_responses') }} as r
+    union all
+    select 'synth_responses_databricks', {{ response_key }} from {{ ref('synth_responses_databricks') }} as r
+),
+attribution as (
+    select stage, string_agg(n || ' by ' || paid_by, ', ' order by n desc, paid_by) as answered_by
+    from (select stage, coalesce(p.paid_by, '(no call logged)') as paid_by, count(*) as n
+          from response_rows left join paid as p using (key) group by all)
+    group by stage
 ),
 stages as (
     select 1 as step, 'seed_examples' as stage, count(*) as n_rows,
@@ -33,7 +51,8 @@ stages as (
 )
 select s.step, s.stage, s.n_rows, s.detail,
        coalesce(c.llm_calls, 0) as llm_calls, c.failed_calls, c.prompt_tokens, c.completion_tokens,
-       c.llm_seconds
+       c.llm_seconds, a.answered_by
 from stages as s
 left join calls as c on c.node = s.stage
+left join attribution as a on a.stage = s.stage
 order by s.step, s.stage

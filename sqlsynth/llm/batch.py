@@ -51,8 +51,16 @@ class _Job:
     legacy_key: str | None = None  # the key this request had before parameter spellings were unified
 
 
+class _InFlight(cf.Future):
+    """The answer to a request one model sent and others wait for; ``node`` is the model that pays."""
+
+    def __init__(self, node: str | None):
+        super().__init__()
+        self.node = node
+
+
 _inflight_lock = threading.Lock()
-_inflight: dict[str, cf.Future] = {}
+_inflight: dict[str, _InFlight] = {}
 _cancel_epoch = [0]
 
 
@@ -161,6 +169,9 @@ class _Batch:
         for key, (value, finish) in hits.items():
             answers[key] = Outcome(value, None, finish)
         self.counters.cached = len(hits)
+        payers = self.answerer.cache.payers(list(hits))  # attribution: whose call paid for each hit
+        for key in hits:
+            self.counters.paid_by(payers.get(key))
         misses = [job for key, job in jobs.items() if key not in hits]
         self._check_budget(len(misses))
         waiting: dict[cf.Future, str] = {}
@@ -170,8 +181,9 @@ class _Batch:
                 other = _inflight.get(job.key)
                 if other is not None:
                     waiting[other] = job.key
+                    self.counters.paid_by(other.node)
                 else:
-                    _inflight[job.key] = cf.Future()
+                    _inflight[job.key] = _InFlight(self.node)
                     mine.append(job)
         self.counters.shared = self.non_null - len(jobs) + len(waiting)
         for future, key in waiting.items():

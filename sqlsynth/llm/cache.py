@@ -126,6 +126,19 @@ class Cache:
                 return {}
         return {key: (response, finish) for key, response, finish in rows}
 
+    def payers(self, keys: list[str]) -> dict[str, str | None]:
+        """key → the model (node) whose successful call produced the cached answer (the first one)."""
+        if not keys:
+            return {}
+        with self._lock:
+            cur = self._cur()
+            try:
+                rows = cur.execute(f"SELECT key, arg_min(node, ts) FROM {SCHEMA}.calls WHERE status = 'ok' AND key IN "
+                                   f"(SELECT unnest($1::VARCHAR[])) GROUP BY key", [keys]).fetchall()
+            except duckdb.CatalogException:
+                return {}
+        return dict(rows)
+
     def write(self, rows: list[CacheRow], calls: list[CallRow]) -> None:
         """Insert (and so commit) completed rows; called every fraction of a second while a batch runs."""
         if not (rows or calls) or not self.writable:

@@ -25,10 +25,21 @@ class Counters:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float = 0.0
+    # Rows answered by a call another model (or an earlier run) made: paying model → rows. Filled for
+    # cache hits (the model whose call the calls log holds) and in-flight sharing (the sender).
+    answered_by: dict[str, int] = field(default_factory=dict)
 
     def add(self, other: Counters) -> None:
         for name, value in asdict(other).items():
-            setattr(self, name, getattr(self, name) + value)
+            if name == "answered_by":
+                for payer, rows in value.items():
+                    self.answered_by[payer] = self.answered_by.get(payer, 0) + rows
+            else:
+                setattr(self, name, getattr(self, name) + value)
+
+    def paid_by(self, payer: str | None, rows: int = 1) -> None:
+        name = payer or "(unknown)"
+        self.answered_by[name] = self.answered_by.get(name, 0) + rows
 
 
 @dataclass
