@@ -19,6 +19,7 @@ import random
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -41,6 +42,7 @@ class ServerConfig:
     retry_after_s: float | None = None  # Retry-After header sent with 429
     reject_response_format: bool = False  # 400 for response_format json_schema (old servers)
     api_key: str | None = None         # when set, other keys get 401
+    rate_limit: float = 0.0            # requests/s allowed (token bucket, 1 s of burst); above it: 429
     cut_at_max_tokens: bool = False    # plain answers longer than max_tokens words end there ("length")
     seed: int = 0
 
@@ -127,6 +129,30 @@ def _error_body(status: int, message: str) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- server
 
+class TokenBucket:
+    """``rate`` requests per second on average, at most ``rate`` (one second's worth) at once."""
+
+    def __init__(self, rate: float):
+        self.rate, self.tokens = rate, rate
+        self.refilled = time.monotonic()
+
+    def _refill(self) -> None:
+        now = time.monotonic()
+        self.tokens = min(self.rate, self.tokens + (now - self.refilled) * self.rate)
+        self.refilled = now
+
+    def take(self) -> bool:
+        self._refill()
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+    def wait_s(self) -> float:
+        """Until the next request would be allowed (sent as Retry-After)."""
+        return max(0.0, (1 - self.tokens) / self.rate)
+
+
 class OpenAIServer:
     """``with OpenAIServer(ServerConfig(latency_s=0.05)) as server: server.url``"""
 
@@ -135,6 +161,7 @@ class OpenAIServer:
         self.stats = ServerStats()
         self._port = port
         self._rng = random.Random(self.config.seed)
+        self._bucket = TokenBucket(self.config.rate_limit) if self.config.rate_limit else None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.AbstractServer | None = None
         self._thread: threading.Thread | None = None
@@ -251,6 +278,9 @@ class OpenAIServer:
         fmt = body.get("response_format") or {}
         if c.reject_response_format and fmt.get("type") == "json_schema":
             return 400, _error_body(400, "response_format json_schema is not supported"), {}
+        if self._bucket is not None and not self._bucket.take():
+            self.stats.faults["rate_limit"] += 1
+            return 429, _error_body(429, "rate limit exceeded"), {"Retry-After": f"{self._bucket.wait_s():.3f}"}
         fault = self._fault()
         if fault == "hang":
             return 0, b"", {}
@@ -315,6 +345,9 @@ FLAG_HELP = {  # --help text of each ServerConfig field's flag
     "reject_response_format": "answer 400 to response_format json_schema (as old servers do)",
     "api_key": "require this bearer key; other keys get 401",
     "seed": "random seed of the fault injection",
+    "rate_limit": "requests per second allowed (token bucket, 1 s of burst); requests above it get 429 "
+                  "with a Retry-After until the next token; 0 = no limit",
+    "cut_at_max_tokens": "cut plain answers longer than max_tokens words there (finish_reason \"length\")",
 }
 
 
