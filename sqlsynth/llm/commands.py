@@ -30,7 +30,7 @@ def _open(project_dir: Path, read_only: bool):
     path = project.database_path
     if read_only and not path.exists():
         return None
-    return connect(path, read_only=read_only)
+    return connect(path, read_only=read_only, storage_version=project.config.storage_compatibility_version)
 
 
 @click.group("cache", cls=FullSummaryGroup)
