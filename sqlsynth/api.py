@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from .graph import Graph, select
 from .project import Node, Project, load_project
 from .run_hooks import run_project_hooks
 from .runner import NodeResult, Runner
+from .targets import resolve_target
 
 COMMAND_TYPES = {
     "seed": ("seed",),
@@ -37,6 +40,7 @@ class Options:
     full_refresh: bool = False
     threads: int | None = None
     target_path: str | None = None
+    target_name: str | None = None
 
 
 @dataclass
@@ -59,6 +63,10 @@ def load(options: Options) -> tuple[Project, Graph]:
     project = load_project(options.project_dir, options.vars)
     if options.target_path:
         project.config.target_path = options.target_path
+    project.target_name, project.target = resolve_target(project.config.targets, project.config.target,
+                                                         options.target_name)
+    if project.target.type == "duckdb" and project.target.database:
+        project.config.database = project.target.database
     return project, Graph(project.nodes)
 
 
@@ -71,6 +79,21 @@ def _run_summaries() -> dict[str, Any]:
     return {key: summary() for key, summary in registry().run_summaries.items()}
 
 
+@contextmanager
+def _engine(project: Project, read_only: bool = False) -> Iterator[tuple[Any, type[Compiler], type[Runner]]]:
+    """The chosen target's database handle, compiler and runner (DuckDB unless --target says else)."""
+    if project.target.type == "duckdb":
+        with Database(project, read_only=read_only) as db:
+            yield db, Compiler, Runner
+    elif read_only:  # compile: Spark SQL needs no session
+        from .targets.spark_engine import SparkCompiler
+        yield None, SparkCompiler, Runner
+    else:
+        from .targets.spark_engine import spark_engine
+        with spark_engine(project) as engine:
+            yield engine
+
+
 def execute(command: str, options: Options, reporter: Any) -> RunReport:
     """seed / run / test / build: compile everything selected first, then run the DAG."""
     project, graph = load(options)
@@ -79,15 +102,15 @@ def execute(command: str, options: Options, reporter: Any) -> RunReport:
     for started in registry().run_started:
         started()  # e.g. ai_query's counters and max_calls budgets are per command
     start = time.perf_counter()
-    with Database(project) as db:
-        compiler = Compiler(project, db, full_refresh=options.full_refresh)
+    with _engine(project) as (db, compiler_type, runner_type):
+        compiler = compiler_type(project, db, full_refresh=options.full_refresh)
         try:
             for uid in selected:
                 node = project.nodes[uid]
                 if node.resource_type != "seed":
                     compiler.compile(node)  # every syntax error surfaces before anything runs
-            runner = Runner(project, graph, db, compiler, threads=options.threads or project.config.threads,
-                            reporter=reporter, build_mode=command == "build")
+            runner = runner_type(project, graph, db, compiler, threads=options.threads or project.config.threads,
+                                 reporter=reporter, build_mode=command == "build")
             run_project_hooks(project, compiler, "on_run_start")
             results = runner.execute(selected)
             end_error = _hooks_error(project, compiler, "on_run_end")  # raised once the results are written
@@ -121,8 +144,8 @@ def compile_nodes(options: Options) -> list[tuple[Node, str, Path]]:
     project, graph = load(options)
     selected = _selected(project, graph, options, "compile")
     out = []
-    with Database(project, read_only=True) as db:
-        compiler = Compiler(project, db, full_refresh=options.full_refresh)
+    with _engine(project, read_only=True) as (db, compiler_type, _runner):
+        compiler = compiler_type(project, db, full_refresh=options.full_refresh)
         try:
             for uid in selected:
                 node = project.nodes[uid]

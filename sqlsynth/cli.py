@@ -50,6 +50,8 @@ def _common(command):
         exclude_option(),
         click.option("--vars", "vars_", default=None, help="Vars as JSON/YAML: '{\"key\": value}'."),
         click.option("--target-path", default=None, help="Artifacts folder (default: target)."),
+        click.option("--target", "-t", "target_name", default=None,
+                     help="Target from project.yml targets: (default: target:, else duckdb)."),
     ]
     for option in reversed(options):
         command = option(command)

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError, did_you_mean
+from .targets import TARGET_MODELS, TargetConfig
 from .yamlfile import LineDict, LineList, line_of, load_yaml
 
 PROJECT_FILE = "project.yml"
@@ -95,6 +96,8 @@ class ProjectConfig(Strict):
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
+    targets: dict[str, TargetConfig] = Field(default_factory=dict, description="name → engine connection")
+    target: str | None = Field(None, description="default target name (else duckdb)")
 
     @field_validator("endpoints")
     @classmethod
@@ -147,7 +150,9 @@ def _extra_key_hint(error: dict) -> str | None:
     if error["type"] != "extra_forbidden":
         return None
     key = str(error["loc"][-1])
-    model = ProjectConfig if len(error["loc"]) == 1 else EndpointConfig
+    model: type[BaseModel] = ProjectConfig if len(error["loc"]) == 1 else EndpointConfig
+    if error["loc"][0] == "targets" and len(error["loc"]) > 3:
+        model = TARGET_MODELS.get(str(error["loc"][2]), model)
     names = set(model.model_fields) | {f.alias for f in model.model_fields.values() if f.alias}
     return did_you_mean(key, names) or "remove it; see the project.yml reference in README.md"
 

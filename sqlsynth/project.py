@@ -93,6 +93,8 @@ class Project:
     nodes: dict[str, Node]
     renderer: Renderer
     udf_modules: list[UdfModule]
+    target_name: str = "duckdb"  # the --target chosen (sqlsynth.targets)
+    target: Any = None  # its connection config; None = the embedded DuckDB
 
     @property
     def name(self) -> str:

@@ -1,0 +1,54 @@
+"""What the DAG runner and data tests need from a database, on a SparkSession."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..project import Project
+
+
+def quote(identifier: str) -> str:
+    return "`" + identifier.replace("`", "``") + "`"
+
+
+def relation(schema: str, name: str) -> str:
+    return f"{quote(schema)}.{quote(name)}"
+
+
+class SparkCursor:
+    """The DB-API subset the runner and data tests use: execute() → fetchall() / description."""
+
+    def __init__(self, spark: Any):
+        self.spark = spark
+        self.description: list[tuple] = []
+        self._rows: list[tuple] = []
+
+    def execute(self, sql: str, parameters: Any = None) -> SparkCursor:
+        frame = self.spark.sql(sql, args=parameters) if parameters else self.spark.sql(sql)
+        self.description = [(name,) for name in frame.columns]
+        self._rows = [tuple(row) for row in frame.collect()]
+        return self
+
+    def fetchall(self) -> list[tuple]:
+        return self._rows
+
+
+class SparkDatabase:
+    def __init__(self, project: Project, spark: Any):
+        self.project, self.spark = project, spark
+        self.functions = None  # Python functions are not registered on Spark yet (refused at compile)
+
+    def cursor(self) -> SparkCursor:
+        return SparkCursor(self.spark)
+
+    def relation_type(self, schema: str, name: str) -> str | None:
+        if not self.spark.catalog.tableExists(f"{quote(schema)}.{quote(name)}"):
+            return None
+        table = self.spark.catalog.getTable(f"{quote(schema)}.{quote(name)}")
+        return "view" if (table.tableType or "").upper() == "VIEW" else "table"
+
+    def ensure_schema(self, schema: str) -> None:
+        self.spark.sql(f"create schema if not exists {quote(schema)}")
+
+    def interrupt(self) -> None:
+        self.spark.sparkContext.cancelAllJobs()

@@ -1,0 +1,115 @@
+"""Open a SparkSession for a spark/databricks target: local[N] in-process or Spark Connect.
+
+Every failure to get a session (pyspark missing, token env unset, host unreachable) is one
+ConfigError naming the target and the fix; the CLI turns it into exit 2 without a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from . import SPARK_EXTRA
+
+# A small local Spark: tests and laptops; a cluster's own settings come from spark_conf.
+LOCAL_DEFAULTS = {
+    "spark.driver.memory": "512m",
+    "spark.sql.shuffle.partitions": "2",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.sources.partitionOverwriteMode": "dynamic",
+}
+
+
+def require_pyspark(target_name: str) -> None:
+    if importlib.util.find_spec("pyspark") is None:
+        raise ConfigError(f"target '{target_name}' needs pyspark, which is not installed",
+                          path="project.yml", hint=SPARK_EXTRA)
+
+
+def _token(target_name: str, env: str | None) -> str | None:
+    if env is None:
+        return None
+    value = os.environ.get(env)
+    if not value:
+        raise ConfigError(f"target '{target_name}': environment variable {env} (token_env) is not set",
+                          path="project.yml", hint=f"export {env}=<token>; the token is never written to disk")
+    return value
+
+
+def _local_builder(target: Any, state_dir: Path) -> Any:
+    from pyspark.sql import SparkSession
+
+    state_dir.mkdir(parents=True, exist_ok=True)
+    # a Derby metastore under target/ keeps tables and views between commands, like the DuckDB file
+    conf = dict(LOCAL_DEFAULTS)
+    conf.update({
+        "spark.sql.catalogImplementation": "hive",
+        "spark.sql.warehouse.dir": str(state_dir / "warehouse"),
+        "spark.hadoop.javax.jdo.option.ConnectionURL":
+            f"jdbc:derby:;databaseName={state_dir / 'metastore_db'};create=true",
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={state_dir}",
+    })
+    conf.update(target.spark_conf)
+    builder = SparkSession.builder.master(target.remote).appName("sqlsynth")
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    return builder
+
+
+def _connect_url(target: Any, token: str | None) -> str:
+    url = target.remote.rstrip("/")
+    return f"{url}/;token={token}" if token else url
+
+
+def open_session(target_name: str, target: Any, state_dir: Path) -> Any:
+    """A live SparkSession for the target (checked with one trivial query)."""
+    require_pyspark(target_name)
+    if target.type == "databricks":
+        return _databricks_session(target_name, target)
+    token = _token(target_name, target.token_env)
+    try:
+        if target.remote.startswith("sc://"):
+            from pyspark.sql import SparkSession
+
+            builder = SparkSession.builder.remote(_connect_url(target, token))
+            for key, value in target.spark_conf.items():
+                builder = builder.config(key, value)
+            session = builder.getOrCreate()
+        else:
+            session = _local_builder(target, state_dir).getOrCreate()
+            session.sparkContext.setLogLevel("ERROR")
+        session.sql("select 1").collect()
+    except ConfigError:
+        raise
+    except Exception as exc:  # py4j / grpc errors: the first line says what happened
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise ConfigError(f"target '{target_name}': cannot start Spark at {target.remote}: {first}",
+                          path="project.yml",
+                          hint="start the Spark Connect server (sbin/start-connect-server.sh) or fix remote:; "
+                               "local[N] needs Java 17 (apt-get install openjdk-17-jre-headless)") from None
+    if target.catalog:
+        session.sql(f"use catalog `{target.catalog}`")
+    return session
+
+
+def _databricks_session(target_name: str, target: Any) -> Any:
+    """Databricks Connect (databricks-connect package); untested against a live workspace."""
+    token = _token(target_name, target.token_env)
+    if importlib.util.find_spec("databricks.connect") is None:
+        raise ConfigError(f"target '{target_name}' needs databricks-connect, which is not installed",
+                          path="project.yml", hint="pip install databricks-connect")
+    from databricks.connect import DatabricksSession
+
+    builder = DatabricksSession.builder.host(target.host).token(token)
+    builder = builder.serverless(True) if target.serverless else builder.clusterId(target.cluster_id)
+    try:
+        return builder.getOrCreate()
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise ConfigError(f"target '{target_name}': cannot connect to {target.host}: {first}",
+                          path="project.yml", hint="check host, cluster_id/serverless and the token") from None

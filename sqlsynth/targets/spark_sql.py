@@ -1,0 +1,116 @@
+"""DuckDB-dialect model SQL → Spark SQL (sqlglot), with the non-portable spots rewritten or refused.
+
+Rewritten on the AST: string_agg/group_concat (→ array_join(collect_list(...))), from_json with a
+DuckDB JSON-structure schema (→ a Spark DDL schema string). Refused at compile time, naming the model,
+line and portable spelling: ai_query (the staged Spark path is not built yet), hash(), DuckDB-only
+functions, and the Python functions (udfs/, corpus functions) that are not registered on Spark yet.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError, SqlglotError
+
+from ..compile import strip_statement
+from ..errors import CompileError
+
+SPARK_DIALECTS = ("spark", "databricks")
+
+# name → (why, portable spelling)
+REFUSED = {
+    "ai_query": ("staged ai_query on Spark is not implemented yet (it must not run as a row UDF)",
+                 "build this model with --target duckdb for now"),
+    "sqlsynth_ai_query": ("staged ai_query on Spark is not implemented yet", "use --target duckdb for now"),
+    "hash": ("hash() differs between DuckDB (64-bit) and Spark (32-bit murmur3)",
+             "md5(cast(x as varchar)) gives the same value on both engines"),
+}
+PYTHON_FUNCTIONS = ("html_to_text", "token_count", "chunk_text", "embed", "retrieve", "trim_context",
+                    "context_window", "read_documents")
+DUCKDB_ONLY = {
+    "list_value": "array(...)", "list_aggregate": "aggregate(...)", "list_filter": "filter(arr, x -> ...)",
+    "regexp_full_match": "x rlike '^...$'", "read_csv": "a seed", "read_parquet": "a seed",
+    "read_json": "a seed", "read_csv_auto": "a seed", "read_json_auto": "a seed", "range": "sequence(...)",
+    "json_structure": "schema_of_json(...)", "strptime": "to_timestamp(x, fmt)",
+}
+
+
+def _line_of(source: str, name: str) -> int | None:
+    pattern = re.compile(rf"\b{re.escape(name)}\s*\(", re.I)
+    for number, text in enumerate(source.splitlines(), start=1):
+        if pattern.search(text):
+            return number
+    return None
+
+
+def _refuse(node: Any, name: str, why: str, fix: str) -> CompileError:
+    return CompileError(f"model '{node.name}' cannot run on Spark: {name}(): {why}",
+                        path=node.original_file_path, line=_line_of(node.raw_code or "", name), hint=fix)
+
+
+def _check_functions(tree: exp.Expression, node: Any, python_names: set[str]) -> None:
+    for function in tree.find_all(exp.Anonymous, exp.Func):
+        name = (function.name if isinstance(function, exp.Anonymous) else "").lower()
+        if isinstance(function, exp.Anonymous) and name:
+            if name in REFUSED:
+                raise _refuse(node, name, *REFUSED[name])
+            if name in python_names:
+                raise _refuse(node, name, "Python functions are not registered on Spark yet",
+                              "compute this column in a model built with --target duckdb")
+            if name in DUCKDB_ONLY:
+                raise _refuse(node, name, "a DuckDB-only function", f"the portable spelling: {DUCKDB_ONLY[name]}")
+
+
+def _spark_type(structure: Any) -> str:
+    """A DuckDB json_structure value ({"a": "INTEGER", "b": ["VARCHAR"]}) as a Spark DDL type."""
+    if isinstance(structure, dict):
+        fields = ", ".join(f"`{k}`: {_spark_type(v)}" for k, v in structure.items())
+        return f"struct<{fields}>"
+    if isinstance(structure, list) and len(structure) == 1:
+        return f"array<{_spark_type(structure[0])}>"
+    if isinstance(structure, str):
+        return exp.DataType.build(structure, dialect="duckdb").sql(dialect="spark")
+    raise ValueError(f"unsupported JSON structure {structure!r}")
+
+
+def _rewrite(tree: exp.Expression, node: Any) -> exp.Expression:
+    def one(expression: exp.Expression) -> exp.Expression:
+        if isinstance(expression, exp.GroupConcat):
+            values = exp.Anonymous(this="collect_list", expressions=[expression.this])
+            separator = expression.args.get("separator") or exp.Literal.string(",")
+            return exp.Anonymous(this="array_join", expressions=[values, separator])
+        if isinstance(expression, exp.FromJson):
+            schema = expression.expression
+            if isinstance(schema, exp.Literal) and schema.is_string and schema.this.lstrip().startswith("{"):
+                try:
+                    ddl = _spark_type(json.loads(schema.this))[len("struct<"):-1]
+                except (ValueError, SqlglotError) as exc:
+                    raise _refuse(node, "from_json", f"cannot translate the schema: {exc}",
+                                  "write the schema as Spark DDL with config(dialect='spark')") from None
+                expression.set("expression", exp.Literal.string(ddl))
+        return expression
+
+    return tree.transform(one)
+
+
+def to_spark_sql(rendered: str, node: Any, dialect: str, relations: list[str],
+                 python_names: set[str] = frozenset()) -> str:
+    """The exact SQL Spark runs for one rendered model/test."""
+    sql = strip_statement(rendered)
+    if dialect in SPARK_DIALECTS:
+        for rel in relations:  # ref() renders "schema"."name"; Spark quotes identifiers with backticks
+            sql = sql.replace(rel, rel.replace('"', "`"))
+        return sql
+    try:
+        tree = sqlglot.parse_one(sql, read=dialect or "duckdb")
+    except (ParseError, SqlglotError) as exc:
+        raise CompileError(f"model '{node.name}': cannot transpile to Spark: {str(exc).splitlines()[0]}",
+                           path=node.original_file_path,
+                           hint="write portable SQL, or the Spark spelling with config(dialect='spark')") from None
+    _check_functions(tree, node, python_names)
+    tree = _rewrite(tree, node)
+    return tree.sql(dialect="spark", pretty=True)
