@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SeedError
+from ..extensions import registry
 from ..project import Node
+from ..seeds import seed_select
 from .spark_database import SparkDatabase, relation
 
 ARROW_BATCH_ROWS = 100_000
@@ -59,12 +61,11 @@ def _seed_batches(db: SparkDatabase, node: Node) -> Any:
     """The seed as DuckDB reads it (same types as a DuckDB build), as Arrow record batches."""
     import duckdb
 
-    from ..seeds import SEED_READERS, seed_select
-
     con = duckdb.connect(":memory:")
     suffix = Path(node.original_file_path).suffix.lower()
-    if suffix in SEED_READERS:
-        reader = SEED_READERS[suffix](db.project.dir / node.original_file_path, node.original_file_path,
+    readers = registry().seed_readers
+    if suffix in readers:
+        reader = readers[suffix](db.project.dir / node.original_file_path, node.original_file_path,
                                       node.config)
         con.register("__sqlsynth_seed", reader)
         select_sql = "select * from __sqlsynth_seed"

@@ -41,6 +41,16 @@ def _token(target_name: str, env: str | None) -> str | None:
     return value
 
 
+def _quiet_log4j(state_dir: Path) -> Path:
+    """Spark's own log lines (WARN at start-up) would bury sqlsynth's output: errors only."""
+    path = state_dir / "log4j2.properties"
+    path.write_text("rootLogger.level = error\nrootLogger.appenderRef.stderr.ref = console\n"
+                    "appender.console.type = Console\nappender.console.name = console\n"
+                    "appender.console.target = SYSTEM_ERR\nappender.console.layout.type = PatternLayout\n"
+                    "appender.console.layout.pattern = spark: %p %c{1}: %m%n\n", encoding="utf-8")
+    return path
+
+
 def _local_builder(target: Any, state_dir: Path) -> Any:
     from pyspark.sql import SparkSession
 
@@ -52,7 +62,8 @@ def _local_builder(target: Any, state_dir: Path) -> Any:
         "spark.sql.warehouse.dir": str(state_dir / "warehouse"),
         "spark.hadoop.javax.jdo.option.ConnectionURL":
             f"jdbc:derby:;databaseName={state_dir / 'metastore_db'};create=true",
-        "spark.driver.extraJavaOptions": f"-Dderby.system.home={state_dir}",
+        "spark.driver.extraJavaOptions":
+            f"-Dderby.system.home={state_dir} -Dlog4j2.configurationFile={_quiet_log4j(state_dir)}",
     })
     conf.update(target.spark_conf)
     builder = SparkSession.builder.master(target.remote).appName("sqlsynth")
