@@ -51,7 +51,29 @@ def connect(path: Path, read_only: bool = False, storage_version: str | None = N
         raise SqlsynthError(f"cannot open database: {str(exc).splitlines()[0].split(', valid options')[0]}", path=str(path),
                             hint="check storage_compatibility_version in project.yml (e.g. v1.4.0 or latest)") from None
     con.execute("set global file_search_path = ?", [str(path.parent.resolve())])
+    if storage_version and not read_only:
+        _warn_newer_storage(con, path, storage_version)
     return con
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
+
+
+def _warn_newer_storage(con: Any, path: Path, wanted: str) -> None:
+    """An existing file keeps the format it was created in: say so when older clients cannot read it."""
+    if wanted == "latest":
+        return
+    rows = con.execute("select tags['storage_version'] from duckdb_databases() "
+                       "where database_name = current_database()").fetchall()
+    written = rows[0][0] if rows and rows[0][0] else None
+    if written and _version(written) > _version(wanted):
+        from .console import console
+
+        console.print(f"[yellow]warning[/yellow] {path}: written in DuckDB storage format {written.rstrip('+')}, "
+                      f"newer than storage_compatibility_version {wanted}, so older DuckDB clients cannot open "
+                      "it; `sqlsynth clean --include-database` and a rebuild rewrite it (the LLM cache is lost)",
+                      highlight=False)
 
 
 class Database:

@@ -91,3 +91,16 @@ def test_show_reads_while_another_client_holds_the_file_read_only(built, cli):
     assert "hello" in by_name.stdout
     assert inline.returncode == 0, inline.stdout + inline.stderr
     assert " 2 " in inline.stdout
+
+
+def test_an_older_format_setting_warns_about_a_file_written_newer(make_project, cli):
+    root = make_project({"project.yml": "name: proj\nstorage_compatibility_version: latest\n",
+                         "models/t.sql": "select 1 as x"})
+    assert cli("build", "--project-dir", str(root)).returncode == 0
+    (root / "project.yml").write_text("name: proj\n")  # back to the default, v1.4.0
+    rebuilt = cli("build", "--project-dir", str(root))
+    assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+    assert "newer than storage_compatibility_version v1.4.0" in rebuilt.stderr
+    assert "clean --include-database" in rebuilt.stderr
+    fresh = make_project({"models/t.sql": "select 1 as x"}, name="fresh")
+    assert "storage format" not in cli("build", "--project-dir", str(fresh)).stderr
