@@ -148,3 +148,11 @@ def test_test_server_flags_have_help():
     shown = subprocess.run([sys.executable, "-m", "sqlsynth.testing.openai_server", "--help"],
                            capture_output=True, text=True)
     assert shown.returncode == 0 and "answered 429" in shown.stdout
+
+
+def test_readme_contents_lists_every_section_and_no_internal_notes():
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    sections = re.findall(r"^## (.+)$", text, re.M)
+    contents = text.split("## Contents", 1)[1].split("\n## ", 1)[0]
+    assert [s for s in sections if s != "Contents" and f"[{s}]" not in contents] == []
+    assert "for the lead" not in text and "pip install -e '.[local]'" in text
