@@ -5,8 +5,11 @@ the ai_query call log) — the figures of the "Bank pipeline" section of bench/R
     python bench/demo_pipeline.py                 # the repository root project, default vars
     python bench/demo_pipeline.py --keep          # do not delete target/ first (re-run only)
     python bench/demo_pipeline.py --vars '{n_questions: 2}'
+    python bench/demo_pipeline.py --no-prefix-reuse   # the local backend without shared-prefix reuse
 
-Deletes the project's DuckDB file (and so its ai_query cache) unless --keep is given.
+Deletes the project's DuckDB file (and so its ai_query cache) unless --keep is given. Also prints
+where the local model's time went (shared-prefix caches, prefill, decode; sqlsynth.llm.local.prefix.STATS
+of the build process) and the build's peak RSS.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -23,16 +27,41 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def build(project: Path, extra: list[str]) -> tuple[float, int, dict]:
+# Runs the CLI in a child process, then writes the local backend's timing totals next to run_results.json.
+_CHILD = """
+import json, sys
+from pathlib import Path
+from sqlsynth.cli import main
+try:
+    main(sys.argv[2:], prog_name="sqlsynth")
+finally:
+    from sqlsynth.llm.local.prefix import STATS
+    Path(sys.argv[1]).write_text(json.dumps(STATS.as_dict()))
+"""
+
+
+def build(project: Path, extra: list[str], env_extra: dict[str, str]) -> tuple[float, int, dict, dict]:
+    stats_file = project / "target" / "local_generation_stats.json"
+    stats_file.unlink(missing_ok=True)
     started = time.perf_counter()
-    env = {**os.environ, "NO_COLOR": "1"}
-    proc = subprocess.run([sys.executable, "-m", "sqlsynth", "--project-dir", str(project), "build", *extra],
-                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {**os.environ, "NO_COLOR": "1", **env_extra}
+    proc = subprocess.run([sys.executable, "-c", _CHILD, str(stats_file), "--project-dir", str(project),
+                           "build", *extra], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     wall = time.perf_counter() - started
     results = json.loads((project / "target" / "run_results.json").read_text())
     if proc.returncode:
         print(proc.stdout[-4000:])
-    return wall, proc.returncode, results
+    stats = json.loads(stats_file.read_text()) if stats_file.exists() else {}
+    return wall, proc.returncode, results, stats
+
+
+def split_line(stats: dict) -> str:
+    if not stats.get("batches"):
+        return "local model: no generation"
+    share = stats["reused_tokens"] / max(stats["prompt_tokens"], 1)
+    return (f"local model: {stats['batches']} batches, prefix caches {stats['prefix_s']:.1f} s, "
+            f"prefill {stats['prefill_s']:.1f} s, decode {stats['decode_s']:.1f} s; "
+            f"{stats['reused_tokens']} of {stats['prompt_tokens']} prompt tokens ({share:.0%}) from shared prefixes")
 
 
 def count_lines(path: Path) -> int:
@@ -63,7 +92,9 @@ def main() -> int:
     parser.add_argument("--project-dir", type=Path, default=ROOT)
     parser.add_argument("--keep", action="store_true", help="keep target/ (and the cache)")
     parser.add_argument("--vars", default=None)
+    parser.add_argument("--no-prefix-reuse", action="store_true", help="SQLSYNTH_PREFIX_REUSE=0 for the builds")
     args = parser.parse_args()
+    env_extra = {"SQLSYNTH_PREFIX_REUSE": "0"} if args.no_prefix_reuse else {}
     project = args.project_dir.resolve()
     extra = ["--vars", args.vars] if args.vars else []
     if not args.keep:
@@ -72,14 +103,16 @@ def main() -> int:
         shutil.rmtree(project / "target" / "exports", ignore_errors=True)
 
     print(f"cpus={os.cpu_count()} load={os.getloadavg()[0]:.1f} (other processes share the CPU)")
-    first_wall, rc1, first = build(project, extra)
+    first_wall, rc1, first, stats = build(project, extra, env_extra)
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     exported = project / "target" / "exports" / "chat.jsonl"
     rows = count_lines(exported)
     print(f"first build:  {first_wall:7.1f} s  rc={rc1}  chat.jsonl lines={rows}  {usage_line(first)}")
+    print(f"  {split_line(stats)}; peak RSS {peak_mb:.0f} MB")
     for node, calls, tin, tout, latency, failed in call_log(project):
         print(f"  {node:<28} calls={calls:<4} prompt_tokens={tin:<7} completion_tokens={tout:<6} "
               f"avg_latency={latency}s failed={failed}")
-    second_wall, rc2, second = build(project, extra)
+    second_wall, rc2, second, _ = build(project, extra, env_extra)
     print(f"second build: {second_wall:7.1f} s  rc={rc2}  {usage_line(second)}")
     print(f"load at the end={os.getloadavg()[0]:.1f}")
     return 0 if rc1 == rc2 == 0 else 1
