@@ -186,13 +186,20 @@ def convert_gguf(gguf: Path, out_dir: Path) -> None:
 
 
 def _plain_copy(quantized):
-    """A model transformers will save: same config without the GGUF quantization marker."""
+    """A model transformers will save: same config without the GGUF quantization marker.
+
+    Built on the meta device and given the dequantised tensors themselves (``assign=True``): no
+    second fp32 copy of the weights, which kept the conversion's peak memory ~0.5 GB higher.
+    """
+    import torch
     from transformers import AutoModelForCausalLM
 
     config = quantized.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config
-    plain = AutoModelForCausalLM.from_config(config)
-    plain.load_state_dict(quantized.state_dict())
+    with torch.device("meta"):
+        plain = AutoModelForCausalLM.from_config(config)
+    plain.load_state_dict(quantized.state_dict(), assign=True)
+    plain.tie_weights()
     plain.generation_config = quantized.generation_config
     return plain
