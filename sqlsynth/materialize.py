@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, SqlsynthError
+from .export_guard import check_export_target, record_export
 from .extensions import registry
 from .identifiers import quote, relation
 from .project import Node
@@ -237,6 +238,7 @@ def build_external(ctx: BuildContext) -> BuildResult:
     node, cur = ctx.node, ctx.cur
     db = ctx.db
     path, fmt = export_path(node, db.project.dir, db.project.target_dir)
+    check_export_target(cur, node, path, db.project.dir, db.project.target_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp_path = path.with_name(f".{path.name}.tmp")
     options = {"json": "format json", "parquet": "format parquet", "csv": "format csv, header true"}
@@ -252,6 +254,7 @@ def build_external(ctx: BuildContext) -> BuildResult:
     existing = db.relation_type(node.schema, node.alias)
 
     def swap() -> None:
+        record_export(cur, path, db.project.dir, db.project.target_dir)
         if existing == "table":
             _drop(cur, node.schema, node.alias, "table")
         if rows:

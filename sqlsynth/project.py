@@ -23,7 +23,7 @@ KNOWN_CONFIGS = {
     "materialized", "schema", "alias", "tags", "enabled", "unique_key", "incremental_strategy",
     "on_schema_change", "dialect", "location", "format", "column_types", "delimiter", "quote",
     "severity", "where", "error_if", "warn_if", "pre_hook", "post_hook", "pre-hook", "post-hook",
-    "full_refresh", "meta", "docs", "persist_docs", "quote_columns", "description",
+    "full_refresh", "meta", "docs", "persist_docs", "quote_columns", "description", "allow_outside_project",
 }
 ADDITIVE_CONFIGS = {"tags"}
 _BUILTIN_MACROS = Path(__file__).parent / "macros"

@@ -163,3 +163,58 @@ def test_oversized_schema_yaml_is_refused(small):
     (small / "models/big.yml").write_text("version: 2\n# " + "x" * (21 * 1024 * 1024) + "\n")
     result = run_cli("ls", cwd=small)
     assert_clean_error(result, "models/big.yml", "MiB limit")
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. external models write outside the project only on request, and never over a stranger's file
+
+
+def _external(small, location, allow=False, value=1):
+    opt_in = ", allow_outside_project=true" if allow else ""
+    _write(small, "models/out.sql", f"{{{{ config(materialized='external', location='{location}'{opt_in}) }}}}\n"
+                                    f"select {value} as id")
+
+
+def test_external_outside_project_needs_opt_in(small, tmp_path):
+    target = tmp_path / "elsewhere" / "out.jsonl"
+    _external(small, target)
+    result = run_cli("run", "-s", "out", cwd=small)
+    assert_clean_error(result, "models/out.sql", "outside the project folder", "allow_outside_project=true", code=1)
+    assert not target.exists()
+
+
+def test_external_never_replaces_a_file_it_did_not_write(small, tmp_path):
+    target = tmp_path / "notes.jsonl"
+    target.write_text("precious\n")
+    _external(small, target, allow=True)
+    result = run_cli("run", "-s", "out", cwd=small)
+    assert_clean_error(result, "was not written by sqlsynth", "move or delete that file", code=1)
+    assert target.read_text() == "precious\n"
+
+
+def test_external_outside_project_replaces_its_own_file_until_someone_edits_it(small, tmp_path):
+    target = tmp_path / "exports" / "out.jsonl"
+    _external(small, target, allow=True, value=1)
+    assert run_cli("run", "-s", "out", cwd=small).returncode == 0
+    _external(small, target, allow=True, value=2)
+    assert run_cli("run", "-s", "out", cwd=small).returncode == 0
+    assert target.read_text().strip() == '{"id":2}'
+    target.write_text('{"id":"edited by hand"}\n')
+    result = run_cli("run", "-s", "out", cwd=small)
+    assert_clean_error(result, "was not written by sqlsynth (or was changed since)", code=1)
+    assert "edited by hand" in target.read_text()
+
+
+def test_alias_cannot_escape_the_project_through_the_default_export_path(small):
+    _write(small, "models/out.sql", "{{ config(materialized='external', alias='../../../escaped') }}\nselect 1 as id")
+    result = run_cli("run", "-s", "out", cwd=small)
+    assert_clean_error(result, "outside the project folder", code=1)
+    assert not (small.parent / "escaped.parquet").exists()
+
+
+def test_target_path_outside_the_project_still_takes_default_exports(small, tmp_path):
+    _write(small, "models/out.sql", "{{ config(materialized='external', format='jsonl') }}\nselect 1 as id")
+    outside = tmp_path / "build_output"
+    result = run_cli("run", "-s", "out", "--target-path", str(outside), cwd=small)
+    assert result.returncode == 0, result.stderr
+    assert (outside / "exports/out.jsonl").exists()
