@@ -11,11 +11,11 @@ from helpers import query
 from llm_support import stub
 
 
-def make(tmp_path: Path, url: str, models: dict[str, str], endpoint: str = "") -> Path:
+def make(tmp_path: Path, url: str, models: dict[str, str], endpoint: str = "", retries: int = 2) -> Path:
     (tmp_path / "models").mkdir()
     (tmp_path / "project.yml").write_text(
         "name: p\nendpoints:\n  teacher:\n    provider: openai\n"
-        f"    base_url: {url}\n    model: stub\n    max_retries: 2\n    retry_base_s: 0.01\n" + endpoint)
+        f"    base_url: {url}\n    model: stub\n    max_retries: {retries}\n    retry_base_s: 0.01\n" + endpoint)
     for name, sql in models.items():
         (tmp_path / "models" / f"{name}.sql").write_text("{{ config(materialized='table') }}\n" + sql)
     return tmp_path
@@ -142,3 +142,15 @@ def test_a_json_schema_with_an_invalid_type_fails_at_compile_time(tmp_path):
     assert done.returncode == 2, done.stdout + done.stderr
     assert "$.properties.tags.items.type is 'strng'" in done.stderr and "did you mean 'string'" in done.stderr
     assert "a.sql" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_adaptive_concurrency_converges_to_the_rate_limit(tmp_path):
+    rows, rate = 400, 100.0  # the server allows 100 requests/s; 64 in flight at 0.2 s would ask 320/s
+    with stub(rate_limit=rate, latency_s=0.2) as server:
+        project = make(tmp_path, server.url, {"a": ROWS.format(n=rows, extra="")},
+                       "    max_concurrency: 64\n", retries=8)
+        done = cli(project, "run")
+        requests = server.stats.requests
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert requests <= 1.1 * rows, f"{requests} requests for {rows} rows"
+    # The wall-time bound (within 1.2 x rows / rate) is measured in bench/ai_query_adaptive.py, not here.

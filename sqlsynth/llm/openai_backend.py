@@ -25,6 +25,7 @@ from typing import Any
 from ..config import EndpointConfig
 from ..console import console
 from . import aio
+from .concurrency import AdaptiveLimit
 from .params import openai_arguments
 from .types import LLMRequest, LLMResult
 
@@ -126,7 +127,7 @@ class OpenAIBackend:
         self._throttle_warned = False
         self._client: Any = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
-        self._semaphore: asyncio.Semaphore | None = None
+        self.concurrency: AdaptiveLimit | None = None  # AIMD within max_concurrency (concurrency.py)
         self._limiter = RateLimiter(endpoint.requests_per_minute, endpoint.tokens_per_minute)
 
     def identity(self) -> dict[str, Any]:
@@ -196,8 +197,6 @@ class OpenAIBackend:
 
     # -- one HTTP request
     async def _attempt(self, request: LLMRequest, use_format: bool) -> LLMResult:
-        import openai
-
         client = self._ensure_client()
         kwargs, extra = openai_arguments(request.parameters)
         messages = list(request.messages)
@@ -208,39 +207,52 @@ class OpenAIBackend:
         elif schema is not None:
             messages = [{"role": "system", "content": schema_instruction(schema)}, *messages]
         body = {"model": self.endpoint.model, "messages": messages, **kwargs, **extra}
-        async with self._semaphore:  # type: ignore[union-attr]
+        limit = self.concurrency
+        ticket = await limit.acquire()  # type: ignore[union-attr]
+        try:
             if self.fatal:  # the breaker tripped while this row waited for a slot
                 raise _Fatal(self._stopped())
             await self._limiter.acquire(estimate_tokens(request))
-            try:
-                # The client's generic post: same auth, timeouts and error classes as
-                # chat.completions.create, without its per-request param transform and pydantic
-                # parsing: 0.68 vs 1.15 ms CPU per request on 2 cores (bench/RESULTS.md).
-                response = await client.post("/chat/completions", body=body, cast_to=object)
-            except openai.RateLimitError as exc:
-                self._warn_throttled(_retry_after(exc))
-                raise _Retryable(self._describe(exc), _retry_after(exc)) from None
-            except (openai.InternalServerError, openai.ConflictError) as exc:
-                raise _Retryable(self._describe(exc), _retry_after(exc)) from None
-            except openai.APITimeoutError as exc:
-                refused = _root_cause(exc)
-                if isinstance(refused, (ConnectionError, socket.gaierror)):  # aiohttp reports refusals as timeouts
-                    raise _Retryable(f"cannot reach {self.base_url}: {refused}") from None
-                raise _Retryable(f"no answer within timeout_s={self.endpoint.timeout_s}") from None
-            except openai.APIConnectionError as exc:
-                raise _Retryable(f"cannot reach {self.base_url}: {self._scrub(str(exc))}") from None
-            except openai.BadRequestError as exc:
-                if use_format and _about_format(self._describe(exc)):
-                    raise _FormatRejected() from None
-                raise _Fatal(self._describe(exc)) from None
-            except openai.APIStatusError as exc:
-                if exc.status_code >= 500:
-                    raise _Retryable(self._describe(exc), _retry_after(exc)) from None
-                raise _Fatal(self._describe(exc), exc.status_code in ENDPOINT_WIDE) from None
-            except (ValueError, openai.APIResponseValidationError) as exc:  # non-JSON / truncated body
-                raise _Retryable(f"unreadable response body ({type(exc).__name__}: "
-                                 f"{self._scrub(str(exc))[:80]})") from None
+            response = await self._post(client, body, use_format, ticket)
+            limit.succeeded()  # type: ignore[union-attr]
+        finally:
+            limit.release()  # type: ignore[union-attr]
         return self._result(response)
+
+    async def _post(self, client: Any, body: dict[str, Any], use_format: bool, ticket: int) -> Any:
+        """One POST; the openai client's errors mapped to retry / fatal / format-rejected."""
+        import openai
+
+        try:
+            # The client's generic post: same auth, timeouts and error classes as
+            # chat.completions.create, without its per-request param transform and pydantic
+            # parsing: 0.68 vs 1.15 ms CPU per request on 2 cores (bench/RESULTS.md).
+            response = await client.post("/chat/completions", body=body, cast_to=object)
+        except openai.RateLimitError as exc:
+            self._warn_throttled(_retry_after(exc))
+            self.concurrency.throttled(ticket)  # type: ignore[union-attr]
+            raise _Retryable(self._describe(exc), _retry_after(exc)) from None
+        except (openai.InternalServerError, openai.ConflictError) as exc:
+            raise _Retryable(self._describe(exc), _retry_after(exc)) from None
+        except openai.APITimeoutError as exc:
+            refused = _root_cause(exc)
+            if isinstance(refused, (ConnectionError, socket.gaierror)):  # aiohttp reports refusals as timeouts
+                raise _Retryable(f"cannot reach {self.base_url}: {refused}") from None
+            raise _Retryable(f"no answer within timeout_s={self.endpoint.timeout_s}") from None
+        except openai.APIConnectionError as exc:
+            raise _Retryable(f"cannot reach {self.base_url}: {self._scrub(str(exc))}") from None
+        except openai.BadRequestError as exc:
+            if use_format and _about_format(self._describe(exc)):
+                raise _FormatRejected() from None
+            raise _Fatal(self._describe(exc)) from None
+        except openai.APIStatusError as exc:
+            if exc.status_code >= 500:
+                raise _Retryable(self._describe(exc), _retry_after(exc)) from None
+            raise _Fatal(self._describe(exc), exc.status_code in ENDPOINT_WIDE) from None
+        except (ValueError, openai.APIResponseValidationError) as exc:  # non-JSON / truncated body
+            raise _Retryable(f"unreadable response body ({type(exc).__name__}: "
+                             f"{self._scrub(str(exc))[:80]})") from None
+        return response
 
     def _result(self, response: Any) -> LLMResult:
         if not isinstance(response, dict):
@@ -267,7 +279,7 @@ class OpenAIBackend:
             self._client = AsyncOpenAI(base_url=self.base_url, api_key=self._api_key, max_retries=0,
                                        timeout=self.endpoint.timeout_s, http_client=DefaultAioHttpClient())
             self._client_loop = current
-            self._semaphore = asyncio.Semaphore(self.endpoint.max_concurrency)
+            self.concurrency = AdaptiveLimit(self.endpoint.max_concurrency)
             aio.on_shutdown(self._client.close)
         return self._client
 
