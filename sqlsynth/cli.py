@@ -90,7 +90,8 @@ def _run_command(name: str, ctx, quiet: bool = False, **params):
 @main.command()
 @_common
 @click.option("--full-refresh", is_flag=True, help="Accepted for dbt compatibility (seeds always reload).")
-@click.option("--threads", type=int, default=None, help="Nodes built in parallel (default: threads in project.yml).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Nodes built in parallel, at least 1 (default: threads in project.yml).")
 @click.pass_context
 @_handle_errors
 def seed(ctx, full_refresh, threads, **params):
@@ -101,7 +102,8 @@ def seed(ctx, full_refresh, threads, **params):
 @main.command()
 @_common
 @click.option("--full-refresh", is_flag=True, help="Rebuild incremental models from scratch.")
-@click.option("--threads", type=int, default=None, help="Nodes built in parallel (default: threads in project.yml).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Nodes built in parallel, at least 1 (default: threads in project.yml).")
 @click.pass_context
 @_handle_errors
 def run(ctx, full_refresh, threads, **params):
@@ -111,7 +113,8 @@ def run(ctx, full_refresh, threads, **params):
 
 @main.command()
 @_common
-@click.option("--threads", type=int, default=None, help="Nodes built in parallel (default: threads in project.yml).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Nodes built in parallel, at least 1 (default: threads in project.yml).")
 @click.pass_context
 @_handle_errors
 def test(ctx, threads, **params):
@@ -122,7 +125,8 @@ def test(ctx, threads, **params):
 @main.command()
 @_common
 @click.option("--full-refresh", is_flag=True, help="Rebuild incremental models from scratch.")
-@click.option("--threads", type=int, default=None, help="Nodes built in parallel (default: threads in project.yml).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Nodes built in parallel, at least 1 (default: threads in project.yml).")
 @click.pass_context
 @_handle_errors
 def build(ctx, full_refresh, threads, **params):
@@ -157,7 +161,7 @@ def compile_(ctx, quiet, inline, **params):
 @click.option("--project-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Project folder (default: current directory).")
 @click.option("--vars", "vars_", default=None, help="Vars as JSON/YAML.")
-@click.option("--limit", default=10, show_default=True, help="Rows to show.")
+@click.option("--limit", type=click.IntRange(min=0), default=10, show_default=True, help="Rows to show.")
 @click.option("--output", type=click.Choice(["table", "json", "csv"]), default="table", help="Output format.")
 @click.pass_context
 @_handle_errors

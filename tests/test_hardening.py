@@ -218,3 +218,18 @@ def test_target_path_outside_the_project_still_takes_default_exports(small, tmp_
     result = run_cli("run", "-s", "out", "--target-path", str(outside), cwd=small)
     assert result.returncode == 0, result.stderr
     assert (outside / "exports/out.jsonl").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# 12. messages and exit codes
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["show", "a", "--limit", "-1"], "--limit"),
+    (["run", "--threads", "0"], "--threads"),
+    (["build", "--threads", "-2"], "--threads"),
+], ids=["show_limit_negative", "run_threads_zero", "build_threads_negative"])
+def test_out_of_range_numbers_are_cli_errors(small, args, needle):
+    result = run_cli(*args, cwd=small)
+    assert_clean_error(result, needle, "Invalid value")
+    assert _count(small, "b") == 2
