@@ -41,6 +41,7 @@ class Options:
     threads: int | None = None
     target_path: str | None = None
     target_name: str | None = None
+    only: list[str] | None = None  # unique_ids to keep from the selection (`sqlsynth retry`)
 
 
 @dataclass
@@ -71,7 +72,8 @@ def load(options: Options) -> tuple[Project, Graph]:
 
 
 def _selected(project: Project, graph: Graph, options: Options, command: str) -> list[str]:
-    return select(project, graph, options.select, options.exclude, COMMAND_TYPES[command])
+    chosen = select(project, graph, options.select, options.exclude, COMMAND_TYPES[command])
+    return chosen if options.only is None else [uid for uid in chosen if uid in set(options.only)]
 
 
 def _run_summaries() -> dict[str, Any]:

@@ -134,6 +134,31 @@ def build(ctx, full_refresh, threads, **params):
     _run_command("build", ctx, full_refresh=full_refresh, threads=threads, **params)
 
 
+@main.command()
+@project_dir_option()
+@click.option("--target-path", default=None, help="Artifacts folder holding run_results.json (default: target).")
+@click.option("--threads", type=int, default=None, help="Nodes built in parallel (default: threads in project.yml).")
+@click.pass_context
+@_handle_errors
+def retry(ctx, project_dir, target_path, threads):
+    """Re-run the last seed/run/test/build for the nodes that failed or were skipped, with its flags."""
+    from .api import Options, execute
+    from .console import console
+    from .reporter import Reporter
+    from .retry import retry_options
+
+    root = project_dir or ctx.find_root().params.get("project_dir") or Path(".")
+    command, options = retry_options(Options(project_dir=root, target_path=target_path, threads=threads))
+    if not options.only:
+        console.print(f"Nothing to retry: every node of the last '{command}' succeeded.")
+        return
+    console.print(f"Retrying {len(options.only)} node(s) of the last '{command}'.")
+    reporter = Reporter()
+    report = execute(command, options, reporter)
+    reporter.summary(report.results, report.elapsed, report.usage)
+    sys.exit(report.exit_code)
+
+
 @main.command(name="compile")
 @_common
 @click.option("--quiet", "-q", is_flag=True, help="Only write target/compiled/, print nothing.")

@@ -156,3 +156,30 @@ def test_readme_contents_lists_every_section_and_no_internal_notes():
     contents = text.split("## Contents", 1)[1].split("\n## ", 1)[0]
     assert [s for s in sections if s != "Contents" and f"[{s}]" not in contents] == []
     assert "for the lead" not in text and "pip install -e '.[local]'" in text
+
+
+def test_retry_reruns_only_what_failed_or_was_skipped(jaffle):
+    broken = jaffle / "models/marts/orders.sql"  # a table: the bad cast fails at build time
+    good = broken.read_text()
+    broken.write_text("select cast('x' as int) as order_id, 1 as customer_id, 'placed' as status")
+    first = run_cli("build", "--vars", "{n: 1}", cwd=jaffle)
+    assert first.returncode == 1
+    statuses = {r["unique_id"]: r["status"] for r in
+                json.loads((jaffle / "target/run_results.json").read_text())["results"]}
+    to_retry = {uid for uid, status in statuses.items() if status in ("error", "fail", "skipped")}
+    assert "model.jaffle_shop.orders" in to_retry and len(to_retry) < len(statuses)
+    broken.write_text(good)
+    again = run_cli("retry", cwd=jaffle)
+    assert again.returncode == 0, again.stderr
+    second = json.loads((jaffle / "target/run_results.json").read_text())
+    assert second["command"] == "build" and second["args"]["vars"] == {"n": 1}
+    assert {r["unique_id"] for r in second["results"]} == to_retry
+    assert {r["status"] for r in second["results"]} <= {"success", "pass"}
+    nothing = run_cli("retry", cwd=jaffle)
+    assert nothing.returncode == 0 and "Nothing to retry" in nothing.stderr
+
+
+def test_retry_without_a_previous_run(jaffle):
+    result = run_cli("retry", cwd=jaffle)
+    assert result.returncode == 2 and "no previous run to retry" in result.stderr
+    assert "Traceback" not in result.stderr
