@@ -144,7 +144,8 @@ def test_a_json_schema_with_an_invalid_type_fails_at_compile_time(tmp_path):
     assert "a.sql" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_adaptive_concurrency_converges_to_the_rate_limit(tmp_path):
+def test_adaptive_concurrency_converges_to_the_rate_limit(tmp_path, monkeypatch):
+    monkeypatch.setenv("SQLSYNTH_PROGRESS_INTERVAL", "0.5")
     rows, rate = 400, 100.0  # the server allows 100 requests/s; 64 in flight at 0.2 s would ask 320/s
     with stub(rate_limit=rate, latency_s=0.2) as server:
         project = make(tmp_path, server.url, {"a": ROWS.format(n=rows, extra="")},
@@ -153,4 +154,6 @@ def test_adaptive_concurrency_converges_to_the_rate_limit(tmp_path):
         requests = server.stats.requests
     assert done.returncode == 0, done.stdout + done.stderr
     assert requests <= 1.1 * rows, f"{requests} requests for {rows} rows"
+    assert "/64 in flight" in done.stderr  # the progress line shows the lowered limit
+    assert "endpoint 'teacher' is throttling" in done.stderr
     # The wall-time bound (within 1.2 x rows / rate) is measured in bench/ai_query_adaptive.py, not here.

@@ -155,6 +155,7 @@ class _Batch:
         self.rows = self.non_null = rows
         self.counters = Counters(rows=rows)
         self.progress = BatchProgress(node, endpoint, rows)
+        self.progress.line.endpoint_status = getattr(backend, "status", None)
         self.pending_cache: list[CacheRow] = []
         self.pending_calls: list[CallRow] = []
         self.owned_finals: list[tuple[str, cf.Future, Outcome]] = []

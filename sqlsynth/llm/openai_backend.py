@@ -125,6 +125,7 @@ class OpenAIBackend:
         self._format_probe: asyncio.Future | None = None
         self.fatal: str | None = None  # circuit breaker (401/403/404): no further request this run
         self._throttle_warned = False
+        self.retry_waiting = 0  # requests sleeping before another attempt (shown in the progress line)
         self._client: Any = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
         self.concurrency: AdaptiveLimit | None = None  # AIMD within max_concurrency (concurrency.py)
@@ -166,7 +167,22 @@ class OpenAIBackend:
                 last_error = str(exc)
                 if attempt > self.endpoint.max_retries:
                     return self._failed(f"{last_error} (after {attempt} attempts)", attempt, started)
-                await asyncio.sleep(self._delay(attempt, exc.delay))
+                self.retry_waiting += 1
+                try:
+                    await asyncio.sleep(self._delay(attempt, exc.delay))
+                finally:
+                    self.retry_waiting -= 1
+
+    def status(self) -> str:
+        """For the progress line: the adaptive in-flight limit when below max_concurrency, and the
+        requests waiting to retry (a throttling or failing endpoint is visible, not silent)."""
+        parts = []
+        limit = self.concurrency
+        if limit is not None and int(limit.limit) < limit.maximum:
+            parts.append(f"limit {int(limit.limit)}/{limit.maximum} in flight")
+        if self.retry_waiting:
+            parts.append(f"{self.retry_waiting} waiting to retry")
+        return ", ".join(parts)
 
     # -- what this endpoint taught us during the run
     async def _format_usable(self) -> bool:

@@ -29,6 +29,11 @@ class _Line:
     errors: int = 0
     tokens: int = 0
     calls: int = 0
+    endpoint_status: Any = None  # the backend's status(): "limit 12/64, 30 waiting to retry" or ""
+
+    def status(self) -> str:
+        text = self.endpoint_status() if self.endpoint_status is not None else ""
+        return f", {text}" if text else ""
 
     def rates(self) -> tuple[float, float, float]:
         elapsed = max(time.monotonic() - self.started, 1e-6)
@@ -39,7 +44,7 @@ class _Line:
         left = self.total - self.done
         eta = _duration(left / rows_s) if rows_s > 0 and left > 0 else "?" if left > 0 else "0s"
         return (f"{self.label}: {self.done:,}/{self.total:,} rows ({self.cached:,} cached), {rows_s:.1f} rows/s, "
-                f"{self.calls:,} calls, {tokens_s:.0f} tok/s, {self.errors:,} errors, ETA {eta}")
+                f"{self.calls:,} calls, {tokens_s:.0f} tok/s, {self.errors:,} errors{self.status()}, ETA {eta}")
 
 
 def _duration(seconds: float) -> str:
@@ -129,7 +134,8 @@ class BatchProgress:
             line.calls += calls
             if line.task is not None and BatchProgress._progress is not None:
                 _rows_s, calls_s, tokens_s = line.rates()
-                stats = f"cached {line.cached}  {calls_s:.1f} calls/s  {tokens_s:.0f} tok/s  errors {line.errors}"
+                stats = (f"cached {line.cached}  {calls_s:.1f} calls/s  {tokens_s:.0f} tok/s  errors {line.errors}"
+                         f"{line.status()}")
                 BatchProgress._progress.update(line.task, advance=rows, stats=stats)
 
     @classmethod
