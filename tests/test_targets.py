@@ -121,6 +121,14 @@ def test_missing_token_env_names_target_and_fix(fixture_project):
     assert_clean_error(result, "target 'cluster'", "SQLSYNTH_TEST_NO_TOKEN", "export SQLSYNTH_TEST_NO_TOKEN=")
 
 
+def test_unreachable_spark_connect_is_one_message(fixture_project):
+    project = fixture_project("jaffle")
+    (project / "project.yml").write_text((project / "project.yml").read_text() + (
+        "targets:\n  cluster:\n    type: spark\n    remote: sc://127.0.0.1:1\n"))
+    result = run_cli("run", "--target", "cluster", cwd=project, timeout=60)
+    assert_clean_error(result, "target 'cluster'", "cannot reach Spark Connect at 127.0.0.1:1", "remote:")
+
+
 def test_a_spark_target_without_pyspark_names_the_extra(monkeypatch):
     import importlib.util
 

@@ -72,6 +72,24 @@ def _local_builder(target: Any, state_dir: Path) -> Any:
     return builder
 
 
+def _check_reachable(target_name: str, remote: str) -> None:
+    """Fail in seconds: the Spark Connect client itself retries an unreachable server for minutes."""
+    import socket
+    from urllib.parse import urlparse
+
+    parsed = urlparse(remote)
+    host, port = parsed.hostname or "localhost", parsed.port or 15002
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+    except OSError as exc:
+        raise ConfigError(f"target '{target_name}': cannot reach Spark Connect at {host}:{port} ({exc.strerror or exc})",
+                          path="project.yml",
+                          hint="start the server (sbin/start-connect-server.sh) or fix remote: in targets:") from None
+    if importlib.util.find_spec("grpc_status") is None or importlib.util.find_spec("pandas") is None:
+        raise ConfigError(f"target '{target_name}': Spark Connect needs its client libraries",
+                          path="project.yml", hint="pip install 'pyspark[connect]==4.0.1'")
+
+
 def _connect_url(target: Any, token: str | None) -> str:
     url = target.remote.rstrip("/")
     return f"{url}/;token={token}" if token else url
@@ -87,6 +105,7 @@ def open_session(target_name: str, target: Any, state_dir: Path) -> Any:
         if target.remote.startswith("sc://"):
             from pyspark.sql import SparkSession
 
+            _check_reachable(target_name, target.remote)
             builder = SparkSession.builder.remote(_connect_url(target, token))
             for key, value in target.spark_conf.items():
                 builder = builder.config(key, value)
