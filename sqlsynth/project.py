@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ProjectConfig, load_project_config
+from .dbt_compat import check_schema_file, warn_unsupported_folders
 from .errors import ConfigError, ProjectError, did_you_mean
 from .extensions import registry
 from .functions import UdfModule, UdfSpec, import_udf_file
@@ -239,6 +240,7 @@ def load_project(project_dir: Path, cli_vars: dict[str, Any] | None = None) -> P
     project = Project(project_dir, config, variables, {}, renderer, udf_modules)
     target_info["database"] = str(project.database_path)
 
+    warn_unsupported_folders(project_dir)
     _discover_seeds(project)
     _discover_models(project)
     _discover_singular_tests(project)
@@ -341,6 +343,7 @@ def _apply_schema_files(project: Project) -> None:
             continue
         if not isinstance(data, dict):
             raise ConfigError("expected a mapping (version: 2, models: [...])", path=rel)
+        check_schema_file(data, rel)
         for source in data.get("sources") or []:
             _add_source(project, source, rel)
         for kind in ("models", "seeds"):

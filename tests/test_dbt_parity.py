@@ -183,3 +183,31 @@ def test_retry_without_a_previous_run(jaffle):
     result = run_cli("retry", cwd=jaffle)
     assert result.returncode == 2 and "no previous run to retry" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_unknown_schema_key_is_an_error_with_file_and_line(jaffle):
+    schema = jaffle / "models/staging/schema.yml"
+    schema.write_text(schema.read_text() + "\nmodles:\n  - name: stg_orders\n")
+    lines = schema.read_text().count("\n")
+    result = run_cli("ls", cwd=jaffle)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"models/staging/schema.yml:{lines - 1}: unknown top-level key 'modles'" in result.stderr
+    assert "did you mean 'models'" in result.stderr
+
+
+def test_unsupported_dbt_features_warn_and_contracts_are_refused(jaffle):
+    schema = jaffle / "models/staging/schema.yml"
+    original = schema.read_text()
+    schema.write_text(original + "\nexposures:\n  - name: dashboard\n")
+    (jaffle / "packages.yml").write_text("packages: []\n")
+    (jaffle / "snapshots").mkdir()
+    (jaffle / "snapshots/orders_snapshot.sql").write_text("{% snapshot x %}select 1{% endsnapshot %}\n")
+    result = run_cli("ls", cwd=jaffle)
+    assert result.returncode == 0, result.stderr
+    assert "'exposures:' is ignored" in result.stderr and "models/staging/schema.yml:" in result.stderr
+    assert "packages.yml: packages are not supported" in result.stderr
+    assert "snapshots/: snapshots are not supported" in result.stderr
+    schema.write_text("version: 2\nmodels:\n  - name: stg_orders\n    config:\n      contract: {enforced: true}\n")
+    refused = run_cli("build", cwd=jaffle)
+    assert refused.returncode == 2 and "contract enforcement is not supported" in refused.stderr
+    assert "models/staging/schema.yml:5" in refused.stderr

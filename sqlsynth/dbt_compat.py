@@ -1,0 +1,63 @@
+"""dbt features sqlsynth does not have: said out loud (a warning or an error naming the file and line),
+never silently ignored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, did_you_mean
+from .yamlfile import LineDict
+
+SCHEMA_KEYS = {"version", "models", "sources", "seeds"}
+# dbt's other top-level schema keys: accepted with a warning, since a dbt project has them
+UNSUPPORTED_SCHEMA_KEYS = {"exposures", "metrics", "semantic_models", "saved_queries", "snapshots",
+                           "analyses", "macros", "unit_tests", "groups"}
+
+
+def _warn(where: str, message: str) -> None:
+    from .console import console
+
+    console.print(f"[yellow]warning[/yellow] {where}: {message}", highlight=False)
+
+
+def _where(path: str, mapping: Any, key: str) -> tuple[str, int | None]:
+    line = mapping.key_lines.get(key) if isinstance(mapping, LineDict) else None
+    return (f"{path}:{line}" if line else path), line
+
+
+def check_schema_file(data: dict, path: str) -> None:
+    """Unknown top-level keys are errors (with a did-you-mean); dbt keys sqlsynth lacks are warnings;
+    an enforced contract is refused rather than pretended."""
+    for key in data:
+        where, line = _where(path, data, key)
+        if key in UNSUPPORTED_SCHEMA_KEYS:
+            _warn(where, f"'{key}:' is ignored (not supported by sqlsynth)")
+        elif key not in SCHEMA_KEYS:
+            raise ConfigError(f"unknown top-level key '{key}'", path=path, line=line,
+                              hint=did_you_mean(str(key), SCHEMA_KEYS | UNSUPPORTED_SCHEMA_KEYS)
+                              or f"allowed: {', '.join(sorted(SCHEMA_KEYS))}")
+    for entry in data.get("models") or []:
+        if isinstance(entry, dict):
+            _refuse_contract(entry, path)
+
+
+def _refuse_contract(entry: dict, path: str) -> None:
+    config = entry.get("config") if isinstance(entry.get("config"), dict) else {}
+    for holder in (entry, config):
+        contract = holder.get("contract")
+        if isinstance(contract, dict) and contract.get("enforced"):
+            _where_text, line = _where(path, holder, "contract")
+            raise ConfigError(f"model '{entry.get('name', '?')}': contract enforcement is not supported",
+                              path=path, line=line or getattr(entry, "line", None),
+                              hint="remove 'enforced: true' (add data tests such as not_null for the columns)")
+
+
+def warn_unsupported_folders(project_dir: Path) -> None:
+    """A snapshots/ folder with files, or a packages.yml / dependencies.yml: dbt features sqlsynth lacks."""
+    snapshots = project_dir / "snapshots"
+    if snapshots.is_dir() and any(p.is_file() and p.name != ".gitkeep" for p in snapshots.rglob("*")):
+        _warn("snapshots/", "snapshots are not supported; these files are ignored")
+    for name in ("packages.yml", "dependencies.yml"):
+        if (project_dir / name).exists():
+            _warn(name, "packages are not supported; macros from packages are not available")
