@@ -64,7 +64,8 @@ def generate_batch(loaded: LoadedModel, jobs: list[Job]) -> list[Decoded]:
     n = options.num_return_sequences
     expand = n if options.num_beams == 1 else 1  # beams: generate() expands itself
     row_jobs = [job for job in jobs for _ in range(expand)]
-    shared = shared_prefix_length([j.prompt_ids for j in row_jobs]) if options.num_beams == 1 else 0
+    reusable = options.num_beams == 1 and len(row_jobs) > 1  # one row alone has nothing to share
+    shared = shared_prefix_length([j.prompt_ids for j in row_jobs]) if reusable else 0
     cache = (loaded.prefixes.batch_cache(loaded.model, row_jobs[0].prompt_ids[:shared], len(row_jobs))
              if shared else None)
     shared = shared if cache is not None else 0
