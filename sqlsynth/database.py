@@ -7,7 +7,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .errors import DatabaseLockedError, SqlsynthError
+from .config import PROJECT_FILE
+from .errors import ConfigError, DatabaseLockedError, SqlsynthError
 from .functions import FunctionContext, register_all
 from .identifiers import quote
 from .project import Project
@@ -92,12 +93,19 @@ class Database:
         self._cursors: list[Any] = []
         self._lock = threading.Lock()
         try:
-            if project.config.memory_limit:
-                self.con.execute(f"set memory_limit = '{project.config.memory_limit.strip()}'")
+            self._apply_memory_limit(project.config.memory_limit)
             register_all(self.con, project.udfs, self.functions)
-        except BaseException:
+        except BaseException as exc:
             self.close()
+            if project.config.memory_limit and type(exc).__name__ == "OutOfMemoryException":
+                raise ConfigError(f"DuckDB ran out of memory at once: memory_limit: {project.config.memory_limit} "
+                                  "is too small to open the project", path=PROJECT_FILE,
+                                  hint="raise memory_limit (e.g. 2GB) or remove it") from None
             raise
+
+    def _apply_memory_limit(self, limit: str | None) -> None:
+        if limit:  # project.yml validation allows only sizes such as 512MB
+            self.con.execute(f"set memory_limit = '{limit.strip()}'")
 
     def cursor(self) -> Any:
         """A connection for the current thread (DuckDB connections are not shared across threads)."""

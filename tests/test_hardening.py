@@ -233,3 +233,22 @@ def test_out_of_range_numbers_are_cli_errors(small, args, needle):
     result = run_cli(*args, cwd=small)
     assert_clean_error(result, needle, "Invalid value")
     assert _count(small, "b") == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# 7. environment problems are one message naming the path or setting, exit 2, no internal error
+
+
+def test_target_path_that_is_a_file(small):
+    (small / "afile").write_text("x\n")
+    result = run_cli("build", "--target-path", "afile", cwd=small)
+    assert_clean_error(result, "afile", "--target-path")
+    assert (small / "afile").read_text() == "x\n"
+
+
+def test_memory_limit_too_small(small):
+    _write(small, "project.yml", "name: small\nmemory_limit: 1MB\n")
+    result = run_cli("build", cwd=small)
+    assert_clean_error(result, "project.yml", "memory_limit: 1MB", "raise memory_limit")
+    assert _count(small, "b") == 2
+
