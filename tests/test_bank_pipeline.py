@@ -318,7 +318,9 @@ def test_pipeline_summary_names_the_model_that_paid_for_shared_responses(built):
     finally:
         con.close()
     calls = {stage: llm_calls for stage, _n, llm_calls, _by in rows}
+    n_rows = {stage: n for stage, n, _calls, _by in rows}
+    # The two models run concurrently: each request is paid once, by whichever model sent it first.
+    assert sum(calls.values()) == max(n_rows.values()), calls
     payer = max(calls, key=calls.get)
-    assert calls[payer] > 0 and sorted(calls.values())[0] == 0  # one model paid, the other reused its answers
-    for stage, n_rows, _calls, answered_by in rows:
-        assert answered_by == f"{n_rows} by {payer}", (stage, answered_by)
+    for stage, _n, _calls, answered_by in rows:
+        assert f"by {payer}" in answered_by, (stage, answered_by)

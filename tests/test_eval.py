@@ -12,6 +12,7 @@ import shutil
 
 import duckdb
 import pytest
+import yaml
 
 from sqlsynth.testing.openai_server import OpenAIServer, ServerConfig
 
@@ -30,8 +31,9 @@ def stub():
 
 
 def _vars(**extra) -> str:
-    more = "".join(f", {k}: {v}" for k, v in extra.items())
-    return "{" + EVAL_VARS + more + "}"
+    """EVAL_VARS with ``extra`` overriding its keys (a repeated key in --vars is an error)."""
+    merged = yaml.safe_load("{" + EVAL_VARS + "}") | extra
+    return json.dumps(merged)
 
 
 def _rows(project, sql):
