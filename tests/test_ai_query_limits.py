@@ -153,7 +153,9 @@ def test_adaptive_concurrency_converges_to_the_rate_limit(tmp_path, monkeypatch)
         done = cli(project, "run")
         requests = server.stats.requests
     assert done.returncode == 0, done.stdout + done.stderr
-    assert requests <= 1.1 * rows, f"{requests} requests for {rows} rows"
+    # Only the opening burst (64 in flight before the first 429 arrives) and a few probes above the
+    # limit are refused; a client that did not adapt keeps 64 in flight and is refused far more often.
+    assert requests <= 1.3 * rows, f"{requests} requests for {rows} rows"
     assert "/64 in flight" in done.stderr  # the progress line shows the lowered limit
     assert "endpoint 'teacher' is throttling" in done.stderr
     # The wall-time bound (within 1.2 x rows / rate) is measured in bench/ai_query_adaptive.py, not here.
