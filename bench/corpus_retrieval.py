@@ -40,7 +40,7 @@ def main() -> None:
     categories = json.loads((args.data / "categories.json").read_text())
 
     from sqlsynth.api import Options, execute, show
-    from sqlsynth.reporter import Reporter
+    from sqlsynth.run_progress import Reporter
 
     work = Path(tempfile.mkdtemp(prefix="sqlsynth-banking77-"))
     (work / "models").mkdir()

@@ -296,7 +296,7 @@ def clean(project_dir: Path, include_database: bool = False) -> list[Path]:
 def report(options: Options, metrics: str, examples: str | None, training_summary: Path | None,
            out_dir: Path | None) -> Path:
     """Write target/report/index.html from the metrics/examples relations and a training summary."""
-    from .report import build_report
+    from .html_report import build_report
 
     project, _graph = load(options)
     if training_summary is None:

@@ -78,7 +78,7 @@ def main(project_dir):
 
 def _run_command(name: str, ctx, quiet: bool = False, **params):
     from .api import execute
-    from .reporter import Reporter
+    from .run_progress import Reporter
 
     options = _options(ctx, **params)
     reporter = Reporter(quiet=quiet)
@@ -144,8 +144,8 @@ def retry(ctx, project_dir, target_path, threads):
     """Re-run the last seed/run/test/build for the nodes that failed or were skipped, with its flags."""
     from .api import Options, execute
     from .console import console
-    from .reporter import Reporter
     from .retry import retry_options
+    from .run_progress import Reporter
 
     root = project_dir or ctx.find_root().params.get("project_dir") or Path(".")
     command, options = retry_options(Options(project_dir=root, target_path=target_path, threads=threads))
@@ -194,7 +194,7 @@ def show(ctx, target, select, inline, project_dir, vars_, limit, output):
     """Preview a model/seed (-s NAME), or an ad-hoc query (--inline SQL, Jinja allowed)."""
     from .api import show as show_
     from .console import out
-    from .reporter import result_table
+    from .run_progress import result_table
 
     given = [value for value in (target, select, inline) if value is not None]
     if len(given) != 1:

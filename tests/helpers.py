@@ -7,7 +7,7 @@ from pathlib import Path
 import duckdb
 
 from sqlsynth.api import Options, execute
-from sqlsynth.reporter import Reporter
+from sqlsynth.run_progress import Reporter
 
 
 def build(project: Path, command: str = "build", **options):

@@ -65,7 +65,7 @@ def test_jaffle_builds_and_tests_on_spark_with_the_same_tables(built, spark):
 
 def test_a_failed_table_build_keeps_the_previous_table(built, spark):
     from sqlsynth.api import Options, execute
-    from sqlsynth.reporter import Reporter
+    from sqlsynth.run_progress import Reporter
 
     project, _ = built
     model = project / "models/marts/customers.sql"
@@ -81,7 +81,7 @@ def test_a_failed_table_build_keeps_the_previous_table(built, spark):
 
 def test_a_failing_data_test_reports_rows_on_spark(built, spark):
     from sqlsynth.api import Options, execute
-    from sqlsynth.reporter import Reporter
+    from sqlsynth.run_progress import Reporter
 
     project, _ = built
     singular = project / "tests/assert_few_orders.sql"
