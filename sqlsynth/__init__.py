@@ -8,7 +8,7 @@ __all__ = ["SqlsynthError", "udf", "__version__"]
 def __getattr__(name: str):
     # Lazy so that `sqlsynth --help` does not pay for pydantic/duckdb imports.
     if name == "udf":
-        from .functions import udf
+        from .python_udfs import udf
         return udf
     if name == "SqlsynthError":
         from .errors import SqlsynthError

@@ -24,9 +24,9 @@ from .database import Database
 from .datatests import generic_test_sql
 from .errors import CompileError
 from .extensions import registry
-from .functions import FunctionContext
 from .materialize import incremental_target_exists
 from .project import Node, Project
+from .python_udfs import FunctionContext
 
 
 @dataclass

@@ -9,9 +9,9 @@ from typing import Any
 
 from .config import PROJECT_FILE
 from .errors import ConfigError, DatabaseLockedError, SqlsynthError
-from .functions import FunctionContext, register_all
 from .identifiers import quote
 from .project import Project
+from .python_udfs import FunctionContext, register_all
 
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<exe>\S+) \(PID (?P<pid>\d+)\)")
 

@@ -12,8 +12,8 @@ from .config import ProjectConfig, load_project_config
 from .dbt_compat import check_schema_file, warn_unsupported_folders
 from .errors import ConfigError, ProjectError, did_you_mean
 from .extensions import registry
-from .functions import UdfModule, UdfSpec, import_udf_file
 from .identifiers import unselectable_character
+from .python_udfs import UdfModule, UdfSpec, import_udf_file
 from .render import Relation, Renderer, RenderState
 from .yamlfile import LineDict, load_yaml
 

@@ -12,8 +12,8 @@ import duckdb
 import sqlglot
 
 from sqlsynth.config import ProjectConfig
+from sqlsynth.llm.ai_query_udf import register_ai_query
 from sqlsynth.llm.transform import rewrite_ai_query
-from sqlsynth.llm.udf import register_ai_query
 from sqlsynth.testing.openai_server import OpenAIServer, ServerConfig
 
 FAST = {"timeout_s": 1.0, "max_retries": 4, "retry_base_s": 0.01, "retry_max_s": 0.05}

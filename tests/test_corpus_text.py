@@ -7,10 +7,10 @@ import pytest
 
 from sqlsynth.config import ProjectConfig
 from sqlsynth.corpus.chunking import split
-from sqlsynth.corpus.functions import register_corpus_functions
 from sqlsynth.corpus.html import html_to_text
 from sqlsynth.corpus.models import count_tokens, load_tokenizer
-from sqlsynth.functions import FunctionContext
+from sqlsynth.corpus.sql_functions import register_corpus_functions
+from sqlsynth.python_udfs import FunctionContext
 
 
 @pytest.fixture

@@ -68,7 +68,7 @@ def test_student_answers_through_ai_query(trained):
     import duckdb
 
     from sqlsynth.config import ProjectConfig
-    from sqlsynth.llm.udf import register_ai_query
+    from sqlsynth.llm.ai_query_udf import register_ai_query
 
     out, _ = trained
     config = ProjectConfig(name="student_check",

@@ -2,7 +2,7 @@ import pytest
 from pydantic import BaseModel
 
 from sqlsynth.errors import UdfError
-from sqlsynth.functions import sql_type
+from sqlsynth.python_udfs import sql_type
 
 from helpers import build, query
 

@@ -11,7 +11,7 @@ from typing import Any
 
 
 def provide_corpus_functions(connection: Any, context: Any) -> None:
-    from .functions import register_corpus_functions
+    from .sql_functions import register_corpus_functions
 
     register_corpus_functions(connection, context)
 

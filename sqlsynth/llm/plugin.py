@@ -19,7 +19,7 @@ def rewrite_ai_query(tree: Any, context: Any) -> Any:
 
 
 def provide_ai_query(connection: Any, context: Any) -> None:
-    from .udf import provider
+    from .ai_query_udf import provider
 
     provider(connection, context)
 
