@@ -20,6 +20,7 @@ from .graph import Graph, select
 from .project import Node, Project, load_project
 from .run_hooks import run_project_hooks
 from .runner import NodeResult, Runner
+from .state import load_state
 from .targets import resolve_target
 
 COMMAND_TYPES = {
@@ -42,6 +43,7 @@ class Options:
     target_path: str | None = None
     target_name: str | None = None
     only: list[str] | None = None  # unique_ids to keep from the selection (`sqlsynth retry`)
+    state: Path | None = None  # an earlier run's artifacts, for state:/result: selectors (--state DIR)
 
 
 @dataclass
@@ -72,7 +74,8 @@ def load(options: Options) -> tuple[Project, Graph]:
 
 
 def _selected(project: Project, graph: Graph, options: Options, command: str) -> list[str]:
-    chosen = select(project, graph, options.select, options.exclude, COMMAND_TYPES[command])
+    chosen = select(project, graph, options.select, options.exclude, COMMAND_TYPES[command],
+                    load_state(options.state, options.project_dir))
     return chosen if options.only is None else [uid for uid in chosen if uid in set(options.only)]
 
 
@@ -99,8 +102,8 @@ def _engine(project: Project, read_only: bool = False) -> Iterator[tuple[Any, ty
 def execute(command: str, options: Options, reporter: Any) -> RunReport:
     """seed / run / test / build: compile everything selected first, then run the DAG."""
     project, graph = load(options)
+    selected = _selected(project, graph, options, command)  # before the manifest (--state may be target/)
     write_manifest(project, project.target_dir)
-    selected = _selected(project, graph, options, command)
     for started in registry().run_started:
         started()  # e.g. ai_query's counters and max_calls budgets are per command
     start = time.perf_counter()
@@ -128,7 +131,8 @@ def execute(command: str, options: Options, reporter: Any) -> RunReport:
     extra = _run_summaries()
     write_run_results(project, project.target_dir, command, results, elapsed,
                       {"select": options.select, "exclude": options.exclude, "vars": options.vars,
-                       "full_refresh": options.full_refresh}, extra)
+                       "full_refresh": options.full_refresh,
+                       "state": str(options.state) if options.state else None}, extra)
     if end_error is not None:
         raise end_error
     return RunReport(command, results, elapsed, extra.get("usage"))
@@ -244,8 +248,9 @@ def plan(options: Options) -> list[Any]:
 
 def list_nodes(options: Options, resource_types: tuple[str, ...]) -> list[Node]:
     project, graph = load(options)
+    uids = select(project, graph, options.select, options.exclude, resource_types,
+                  load_state(options.state, options.project_dir))
     write_manifest(project, project.target_dir)
-    uids = select(project, graph, options.select, options.exclude, resource_types)
     return [project.nodes[uid] for uid in uids]
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from . import __version__
 from .project import Node, Project
+from .state import checksums
 
 INVOCATION_ID = str(uuid.uuid4())
 
@@ -44,8 +45,13 @@ def _write(path: Path, data: dict[str, Any]) -> None:
 
 
 def write_manifest(project: Project, target_dir: Path) -> Path:
-    nodes = {uid: _node_json(n) for uid, n in project.nodes.items() if n.resource_type != "source"}
-    sources = {uid: _node_json(n) for uid, n in project.nodes.items() if n.resource_type == "source"}
+    sums = checksums(project)  # what `--state DIR` with state:modified compares against
+
+    def entry(node: Node) -> dict[str, Any]:
+        return {**_node_json(node), "checksum": {"name": "sha256", "checksum": sums[node.unique_id]}}
+
+    nodes = {uid: entry(n) for uid, n in project.nodes.items() if n.resource_type != "source"}
+    sources = {uid: entry(n) for uid, n in project.nodes.items() if n.resource_type == "source"}
     parent_map = {uid: n.depends_on for uid, n in project.nodes.items()}
     child_map: dict[str, list[str]] = {uid: [] for uid in project.nodes}
     for uid, parents in parent_map.items():

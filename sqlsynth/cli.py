@@ -52,6 +52,9 @@ def _common(command):
         click.option("--target-path", default=None, help="Artifacts folder (default: target)."),
         click.option("--target", "-t", "target_name", default=None,
                      help="Target from project.yml targets: (default: target:, else duckdb)."),
+        click.option("--state", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     help="Artifacts of an earlier run (its manifest.json, run_results.json) for "
+                          "state:modified, state:new and result:<status> selectors."),
     ]
     for option in reversed(options):
         command = option(command)

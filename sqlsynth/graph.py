@@ -9,6 +9,7 @@ from collections.abc import Iterable
 
 from .errors import ProjectError, SelectionError, did_you_mean
 from .project import Node, Project
+from .state import PreviousState
 
 
 class Graph:
@@ -100,7 +101,7 @@ class Graph:
 _OPERATORS = re.compile(r"^(?P<at>@)?(?P<up>\d*\+)?(?P<body>.+?)(?P<down>\+\d*)?$")
 
 
-def _matches(node: Node, method: str, value: str) -> bool:
+def _matches(project: Project, node: Node, method: str, value: str, state: PreviousState) -> bool:
     if method == "tag":
         return any(fnmatch.fnmatch(t, value) for t in node.tags)
     if method == "path":
@@ -115,19 +116,22 @@ def _matches(node: Node, method: str, value: str) -> bool:
         return str(node.config.get(method[len("config."):])).lower() == value.lower()
     if method == "test_name":
         return bool(node.test_metadata) and node.test_metadata["name"] == value
+    if method in ("state", "result"):
+        return state.matches(project, node, method, value)
     if method == "fqn":
         return fnmatch.fnmatch(".".join(node.fqn), value) or fnmatch.fnmatch(node.name, value)
     raise SelectionError(f"unknown selection method '{method}:'",
-                         hint="use name, tag:, path:, source:, config.<key>:, resource_type:, test_name:")
+                         hint="use name, tag:, path:, source:, config.<key>:, resource_type:, test_name:, "
+                              "state:, result:")
 
 
-def _select_atom(project: Project, graph: Graph, atom: str) -> set[str]:
+def _select_atom(project: Project, graph: Graph, atom: str, state: PreviousState) -> set[str]:
     match = _OPERATORS.match(atom)
     if not match:
         raise SelectionError(f"cannot parse selector '{atom}'")
     body = match.group("body")
     method, _, value = body.partition(":") if ":" in body else ("fqn", "", body)
-    seeds = {uid for uid, n in graph.nodes.items() if _matches(n, method, value)}
+    seeds = {uid for uid, n in graph.nodes.items() if _matches(project, n, method, value, state)}
     selected = set(seeds)
     up, down = match.group("up"), match.group("down")
     for uid in seeds:
@@ -141,37 +145,45 @@ def _select_atom(project: Project, graph: Graph, atom: str) -> set[str]:
     return selected
 
 
-def _select_expression(project: Project, graph: Graph, expressions: Iterable[str]) -> set[str]:
+def _select_expression(project: Project, graph: Graph, expressions: Iterable[str],
+                       state: PreviousState) -> set[str]:
     result: set[str] = set()
     for expression in expressions:
         for union_part in expression.split():
             parts = [p for p in union_part.split(",") if p]
-            chosen = _select_atom(project, graph, parts[0])
+            chosen = _select_atom(project, graph, parts[0], state)
             for part in parts[1:]:
-                chosen &= _select_atom(project, graph, part)
+                chosen &= _select_atom(project, graph, part, state)
             result |= chosen
     return result
 
 
 def select(project: Project, graph: Graph, select_: Iterable[str] | None, exclude: Iterable[str] | None,
-           resource_types: Iterable[str]) -> list[str]:
-    """Selected node ids of the given types, in topological order; errors when nothing matches."""
+           resource_types: Iterable[str], state: PreviousState | None = None) -> list[str]:
+    """Selected node ids of the given types, in topological order; errors when nothing matches.
+    `state:` and `result:` selectors compare with `state`, an earlier run's artifacts (--state DIR)."""
     types = set(resource_types)
+    state = state or PreviousState()
     select_ = [s for s in (select_ or []) if s.strip()]
     if select_:
-        chosen = _select_expression(project, graph, select_)
+        chosen = _select_expression(project, graph, select_, state)
         _attach_tests(graph, chosen)
     else:
         chosen = set(graph.nodes)
     if exclude:
-        chosen -= _select_expression(project, graph, exclude)
+        chosen -= _select_expression(project, graph, exclude, state)
     chosen = {uid for uid in chosen if graph.nodes[uid].resource_type in types}
-    if not chosen and select_:
+    if not chosen and select_ and not _compares_with_state(select_):
         names = [n.name for n in graph.nodes.values() if n.resource_type in types]
         wanted = select_[0].split(",")[0].strip("+@0123456789").split(":")[-1]
         raise SelectionError(f"--select {' '.join(select_)} matched no {'/'.join(sorted(types))}",
                              hint=did_you_mean(wanted, names) or "run 'sqlsynth ls' to see the node names")
     return graph.topological(chosen)
+
+
+def _compares_with_state(expressions: list[str]) -> bool:
+    """`state:modified` or `result:error` may rightly match nothing (no change, no failure)."""
+    return any(re.search(r"(^|[\s,@+])(state|result):", e) for e in expressions)
 
 
 def _attach_tests(graph: Graph, chosen: set[str]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 from .api import Options
 from .config import load_project_config
@@ -35,4 +36,5 @@ def retry_options(options: Options) -> tuple[str, Options]:
     return command, replace(options, select=list(args.get("select") or []),
                             exclude=list(args.get("exclude") or []),
                             vars={**(args.get("vars") or {}), **options.vars},
-                            full_refresh=bool(args.get("full_refresh")), only=failed)
+                            full_refresh=bool(args.get("full_refresh")), only=failed,
+                            state=Path(args["state"]) if args.get("state") else None)

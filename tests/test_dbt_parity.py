@@ -211,3 +211,59 @@ def test_unsupported_dbt_features_warn_and_contracts_are_refused(jaffle):
     refused = run_cli("build", cwd=jaffle)
     assert refused.returncode == 2 and "contract enforcement is not supported" in refused.stderr
     assert "models/staging/schema.yml:5" in refused.stderr
+
+
+def _ls_models(project: Path, *selector: str) -> list[str]:
+    result = run_cli("ls", "--resource-type", "model", "--resource-type", "seed", "--state", "prod", "-s",
+                     *selector, cwd=project)
+    assert result.returncode == 0, result.stderr
+    return sorted(result.stdout.split())
+
+
+def test_state_modified_new_and_result_selectors(jaffle):
+    import shutil
+
+    assert run_cli("build", cwd=jaffle).returncode == 0
+    manifest = json.loads((jaffle / "target/manifest.json").read_text())
+    assert len(manifest["nodes"]["model.jaffle_shop.orders"]["checksum"]["checksum"]) == 64
+    shutil.copytree(jaffle / "target", jaffle / "prod", ignore=shutil.ignore_patterns("*.duckdb*"))
+    assert _ls_models(jaffle, "state:modified") == []
+    # an edit to SQL, a macro a model calls, a seed's bytes, a config in project.yml; and a new model
+    (jaffle / "models/staging/stg_orders.sql").write_text(
+        (jaffle / "models/staging/stg_orders.sql").read_text() + "\n-- reviewed\n")
+    macro = jaffle / "macros/cents_to_dollars.sql"
+    macro.write_text(macro.read_text().replace("/ 100", "/ 100.0"))
+    with (jaffle / "seeds/raw_customers.csv").open("a") as seed:
+        seed.write("101,New,Customer\n")
+    (jaffle / "models/marts/new_mart.sql").write_text("select 1 as id\n")
+    assert _ls_models(jaffle, "state:new") == ["model:new_mart"]
+    assert _ls_models(jaffle, "state:modified") == ["model:new_mart", "model:stg_orders", "model:stg_payments",
+                                                   "seed:raw_customers"]
+    assert "model:orders" in _ls_models(jaffle, "state:modified+")
+    ran = run_cli("run", "--state", "prod", "-s", "state:modified", "--exclude", "state:new", cwd=jaffle)
+    assert ran.returncode == 0, ran.stderr
+    built = {r["unique_id"] for r in json.loads((jaffle / "target/run_results.json").read_text())["results"]}
+    assert built == {"model.jaffle_shop.stg_orders", "model.jaffle_shop.stg_payments"}
+
+
+def test_result_selectors_read_the_earlier_run_results(jaffle):
+    import shutil
+
+    (jaffle / "models/marts/orders.sql").write_text("select cast('x' as int) as order_id, 1 as customer_id")
+    assert run_cli("build", cwd=jaffle).returncode == 1
+    shutil.copytree(jaffle / "target", jaffle / "prod", ignore=shutil.ignore_patterns("*.duckdb*"))
+    assert _ls_models(jaffle, "result:error") == ["model:orders"]
+    assert "model:customers" in _ls_models(jaffle, "result:success")
+    skipped = run_cli("ls", "--state", "prod", "-s", "result:skipped", cwd=jaffle)  # orders' tests
+    assert skipped.returncode == 0 and skipped.stdout.split()
+    assert {line.split(":")[0] for line in skipped.stdout.split()} == {"test"}
+
+
+def test_state_selection_errors(jaffle):
+    missing = run_cli("ls", "-s", "state:modified", cwd=jaffle)
+    assert missing.returncode == 2 and "--state" in missing.stderr and "Traceback" not in missing.stderr
+    no_manifest = run_cli("ls", "--state", "nowhere", "-s", "state:modified", cwd=jaffle)
+    assert no_manifest.returncode == 2 and "nowhere/manifest.json" in no_manifest.stderr
+    assert run_cli("ls", cwd=jaffle).returncode == 0
+    bad = run_cli("ls", "--state", "target", "-s", "state:changed", cwd=jaffle)
+    assert bad.returncode == 2 and "state:modified" in bad.stderr
