@@ -27,8 +27,7 @@ def _where(path: str, mapping: Any, key: str) -> tuple[str, int | None]:
 
 
 def check_schema_file(data: dict, path: str) -> None:
-    """Unknown top-level keys are errors (with a did-you-mean); dbt keys sqlsynth lacks are warnings;
-    an enforced contract is refused rather than pretended."""
+    """Unknown top-level keys are errors (with a did-you-mean); dbt keys sqlsynth lacks are warnings."""
     for key in data:
         where, line = _where(path, data, key)
         if key in UNSUPPORTED_SCHEMA_KEYS:
@@ -37,20 +36,6 @@ def check_schema_file(data: dict, path: str) -> None:
             raise ConfigError(f"unknown top-level key '{key}'", path=path, line=line,
                               hint=did_you_mean(str(key), SCHEMA_KEYS | UNSUPPORTED_SCHEMA_KEYS)
                               or f"allowed: {', '.join(sorted(SCHEMA_KEYS))}")
-    for entry in data.get("models") or []:
-        if isinstance(entry, dict):
-            _refuse_contract(entry, path)
-
-
-def _refuse_contract(entry: dict, path: str) -> None:
-    config = entry.get("config") if isinstance(entry.get("config"), dict) else {}
-    for holder in (entry, config):
-        contract = holder.get("contract")
-        if isinstance(contract, dict) and contract.get("enforced"):
-            _where_text, line = _where(path, holder, "contract")
-            raise ConfigError(f"model '{entry.get('name', '?')}': contract enforcement is not supported",
-                              path=path, line=line or getattr(entry, "line", None),
-                              hint="remove 'enforced: true' (add data tests such as not_null for the columns)")
 
 
 def warn_unsupported_folders(project_dir: Path) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .contracts import enforce_contract
 from .errors import ConfigError, SqlsynthError
 from .export_guard import check_export_target, record_export
 from .extensions import registry
@@ -78,6 +79,7 @@ def build_view(ctx: BuildContext) -> BuildResult:
     existing = ctx.db.relation_type(node.schema, node.alias)
 
     def swap() -> None:
+        enforce_contract(cur, node, f"(\n{ctx.sql}\n)")
         if existing == "table":
             _drop(cur, node.schema, node.alias, "table")
         cur.execute(f"create or replace view {node.relation} as\n{ctx.sql}")
@@ -96,6 +98,7 @@ def build_table_from(ctx: BuildContext, select_sql: str) -> int:
 
     def swap() -> int:
         cur.execute(f"create or replace table {tmp} as\n{select_sql}")
+        enforce_contract(cur, node, tmp)  # on the table built aside: a mismatch keeps the old one
         _drop(cur, node.schema, node.alias, existing)
         cur.execute(f"alter table {tmp} rename to {quote(node.alias)}")
         return _count(cur, node.relation.render())
@@ -147,6 +150,7 @@ def build_incremental(ctx: BuildContext) -> BuildResult:
     def apply() -> int:
         cur.execute(f"create or replace temp table {quote(_temp_name(node))} as\n{ctx.sql}")
         temp = quote(_temp_name(node))
+        enforce_contract(cur, node, temp)
         columns = [row[0] for row in cur.execute(f"select * from {temp} limit 0").description]
         _sync_columns_temp(ctx, columns)
         names = ", ".join(quote(c) for c in columns)

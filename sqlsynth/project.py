@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ProjectConfig, load_project_config
+from .contracts import validate_contracts
 from .dbt_compat import check_schema_file, warn_unsupported_folders
 from .errors import ConfigError, ProjectError, did_you_mean
 from .extensions import registry
@@ -25,6 +26,7 @@ KNOWN_CONFIGS = {
     "on_schema_change", "dialect", "location", "format", "column_types", "delimiter", "quote",
     "severity", "where", "error_if", "warn_if", "pre_hook", "post_hook", "pre-hook", "post-hook",
     "full_refresh", "meta", "docs", "persist_docs", "quote_columns", "description", "allow_outside_project",
+    "contract",
 }
 ADDITIVE_CONFIGS = {"tags"}
 _BUILTIN_MACROS = Path(__file__).parent / "macros"
@@ -247,6 +249,7 @@ def load_project(project_dir: Path, cli_vars: dict[str, Any] | None = None) -> P
     _apply_schema_files(project)
     _parse_sql_nodes(project)
     _check_unique_relations(project)
+    validate_contracts(project)
     return project
 
 
@@ -371,6 +374,8 @@ def _patch_node(project: Project, entry: Any, path: str, resource_type: str) -> 
     node.columns = _columns(entry, path)
     node.yaml_path, node.yaml_line = path, entry.line
     merge_config(node.config, dict(entry.get("config") or {}))
+    if entry.get("contract"):  # dbt accepts `contract:` beside `config:` too
+        merge_config(node.config, {"contract": entry["contract"]})
     if entry.get("tags"):
         merge_config(node.config, {"tags": entry["tags"]})
     _generic_tests(project, node, entry, path)

@@ -195,7 +195,7 @@ def test_unknown_schema_key_is_an_error_with_file_and_line(jaffle):
     assert "did you mean 'models'" in result.stderr
 
 
-def test_unsupported_dbt_features_warn_and_contracts_are_refused(jaffle):
+def test_unsupported_dbt_features_warn(jaffle):
     schema = jaffle / "models/staging/schema.yml"
     original = schema.read_text()
     schema.write_text(original + "\nexposures:\n  - name: dashboard\n")
@@ -207,11 +207,61 @@ def test_unsupported_dbt_features_warn_and_contracts_are_refused(jaffle):
     assert "'exposures:' is ignored" in result.stderr and "models/staging/schema.yml:" in result.stderr
     assert "packages.yml: packages are not supported" in result.stderr
     assert "snapshots/: snapshots are not supported" in result.stderr
-    schema.write_text("version: 2\nmodels:\n  - name: stg_orders\n    config:\n      contract: {enforced: true}\n")
-    refused = run_cli("build", cwd=jaffle)
-    assert refused.returncode == 2 and "contract enforcement is not supported" in refused.stderr
-    assert "models/staging/schema.yml:5" in refused.stderr
 
+
+CONTRACT = """version: 2
+models:
+  - name: stg_customers
+    config:
+      contract: {enforced: true}
+    columns:
+      - name: customer_id
+        data_type: bigint
+      - name: first_name
+        data_type: text
+      - name: last_name
+        data_type: varchar
+"""
+
+
+def test_enforced_contract_passes_when_columns_and_types_match(jaffle):
+    (jaffle / "models/staging/schema.yml").write_text(CONTRACT)
+    result = run_cli("build", "-s", "+stg_customers", cwd=jaffle)
+    assert result.returncode == 0, result.stderr
+
+
+def test_contract_mismatch_fails_the_model_with_a_diff_and_keeps_the_table(jaffle):
+    (jaffle / "project.yml").write_text((jaffle / "project.yml").read_text().replace(
+        "+materialized: view", "+materialized: table"))
+    assert run_cli("build", "-s", "+stg_customers", cwd=jaffle).returncode == 0
+    (jaffle / "models/staging/schema.yml").write_text(CONTRACT.replace("data_type: bigint", "data_type: int")
+                                                     + "      - name: email\n        data_type: varchar\n")
+    model = jaffle / "models/staging/stg_customers.sql"
+    model.write_text(model.read_text().replace("last_name", "last_name, 'x' as nickname"))
+    result = run_cli("run", "-s", "stg_customers", cwd=jaffle)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    err = " ".join(result.stderr.split())
+    assert "does not match its enforced contract" in err and "models/staging/schema.yml:3" in err
+    assert "customer_id INTEGER BIGINT (type differs)" in err
+    assert "email VARCHAR - (missing from the model)" in err
+    assert "nickname - VARCHAR (not in the contract)" in err
+    shown = run_cli("show", "-s", "stg_customers", "--output", "json", "--limit", "1", cwd=jaffle)
+    assert "nickname" not in shown.stdout and "first_name" in shown.stdout  # the previous table is intact
+
+
+def test_contract_needs_types_and_a_relation(jaffle):
+    schema = jaffle / "models/staging/schema.yml"
+    schema.write_text(CONTRACT.replace("        data_type: text\n", ""))
+    untyped = run_cli("ls", cwd=jaffle)
+    assert untyped.returncode == 2 and "missing: first_name" in untyped.stderr
+    assert "models/staging/schema.yml:3" in untyped.stderr
+    schema.write_text(CONTRACT.replace("data_type: text", "data_type: txet"))
+    unknown = run_cli("build", "-s", "+stg_customers", cwd=jaffle)
+    assert unknown.returncode == 1 and "unknown data_type 'txet'" in unknown.stderr
+    schema.write_text(CONTRACT.replace("contract: {enforced: true}", "{contract: {enforced: true}, "
+                                                                     "materialized: ephemeral}"))
+    ephemeral = run_cli("ls", cwd=jaffle)
+    assert ephemeral.returncode == 2 and "not 'ephemeral'" in ephemeral.stderr
 
 def _ls_models(project: Path, *selector: str) -> list[str]:
     result = run_cli("ls", "--resource-type", "model", "--resource-type", "seed", "--state", "prod", "-s",
