@@ -80,14 +80,15 @@ Reply as JSON: {"reasoning": "...", "questions": [exactly {{ var('n_questions') 
 
 {#- Step 3 sends two messages: a system message with the rules and the reasoning scaffold
     (response_instructions), and the customer's question as the user message, so the teacher answers
-    the customer the way the student will be asked. -#}
+    the customer the way the student will be asked. The per-row scope note comes last, so everything
+    before it is one prefix shared by every request (the local backend computes its KV cache once). -#}
 {% macro response_instructions_template() -%}
 You are the customer-service assistant of {{ var('bank_name') }}. Rules:
 {rules}
+Before you answer: 1. analyse what the customer needs; 2. decide if it is in scope (accounts, cards, payments, transfers, general money guidance) or out of scope (investment, tax, legal, predictions, other people's data); 3. draft an answer that follows each rule (out of scope: decline, rule P08); 4. check it is safe and compliant; 5. revise it for tone; 6. output only the final answer, in "content".
 {%- if var('response_scope_hint') %}
 Note: {scope_note}
 {%- endif %}
-Before you answer: 1. analyse what the customer needs; 2. decide if it is in scope (accounts, cards, payments, transfers, general money guidance) or out of scope (investment, tax, legal, predictions, other people's data); 3. draft an answer that follows each rule (out of scope: decline, rule P08); 4. check it is safe and compliant; 5. revise it for tone; 6. output only the final answer, in "content".
 {%- endmacro %}
 
 

@@ -90,6 +90,7 @@ def built(tmp_path_factory, stub_server):
     before = stub_server.stats.requests
     result = build(project)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    shutil.copy(project / "target" / "run_results.json", project / "first_run_results.json")
     return project, stub_server.stats.requests - before
 
 
@@ -319,8 +320,20 @@ def test_pipeline_summary_names_the_model_that_paid_for_shared_responses(built):
         con.close()
     calls = {stage: llm_calls for stage, _n, llm_calls, _by in rows}
     n_rows = {stage: n for stage, n, _calls, _by in rows}
-    # The two models run concurrently: each request is paid once, by whichever model sent it first.
-    assert sum(calls.values()) == max(n_rows.values()), calls
-    payer = max(calls, key=calls.get)
-    for stage, _n, _calls, answered_by in rows:
-        assert f"by {payer}" in answered_by, (stage, answered_by)
+    # The Databricks twin runs after synth_responses: every request is paid once, by synth_responses.
+    assert calls == {"synth_responses": n_rows["synth_responses"], "synth_responses_databricks": 0}, calls
+    for stage, n, _calls, answered_by in rows:
+        assert answered_by == f"{n} by synth_responses", (stage, answered_by)
+
+
+def test_databricks_twin_evaluates_ai_query_once_per_row(built):
+    """Its ai_query CTE is read by a WHERE and a SELECT; materialised, it is evaluated once per row,
+    and every row is a cache hit of synth_responses' calls (no race, no doubled usage)."""
+    project, _ = built
+    usage = json.loads((project / "first_run_results.json").read_text())["usage"]["models"]
+    twin, responses = usage["synth_responses_databricks"], usage["synth_responses"]
+    assert twin["rows"] == twin["cached"] == responses["rows"], (twin, responses)
+    assert twin["calls"] == twin["shared"] == 0, twin
+    compiled = (project / "target" / "compiled" / "bank_assistant" / "models" / "bank" /
+                "synth_responses_databricks.sql").read_text()
+    assert "AS MATERIALIZED" in compiled.upper()

@@ -4,6 +4,9 @@
 -- the JSON string). It sends exactly the requests synth_responses sends, so it is answered from the
 -- same cache entries and produces the same rows (tests/assert_databricks_responses_match.sql).
 {{ config(materialized='table', dialect='databricks') }}
+-- Runs after synth_responses (depends_on below), so every request is answered from the cache that
+-- model filled: each request is sent once, and not raced for by two models at the same time.
+-- depends_on: {{ ref('synth_responses') }}
 {%- set params = response_parameters() %}
 
 WITH answered AS (

@@ -42,7 +42,18 @@ def rewrite_ai_query(tree: exp.Expression, tctx: Any) -> exp.Expression:
     if databricks:
         for node in list(tree.find_all(exp.FromJson)):
             node.replace(_rewrite_from_json(node, tctx))
+    _materialize_llm_ctes(tree)
     return tree
+
+
+def _materialize_llm_ctes(tree: exp.Expression) -> None:
+    """A CTE that calls the LLM is evaluated once: DuckDB inlines a plain CTE into each place that reads
+    its columns (a WHERE on answer.errorMessage and a SELECT of answer.result would call the UDF twice
+    per row, doubling usage). Databricks SQL has no AS MATERIALIZED, so a databricks-dialect model gets
+    it here."""
+    for cte in tree.find_all(exp.CTE):
+        if any(f.name.lower() == UDF_NAME for f in cte.this.find_all(exp.Anonymous)):
+            cte.set("materialized", True)
 
 
 def _fail(tctx: Any, message: str, hint: str | None = None) -> CompileError:
