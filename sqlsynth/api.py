@@ -17,6 +17,7 @@ from .database import Database, connect
 from .errors import ExecutionError
 from .extensions import registry
 from .graph import Graph, select
+from .node_types import NodeType
 from .project import Node, Project, load_project
 from .run_hooks import run_project_hooks
 from .runner import NodeResult, Runner
@@ -24,11 +25,11 @@ from .state import load_state
 from .targets import resolve_target
 
 COMMAND_TYPES = {
-    "seed": ("seed",),
-    "run": ("model",),
-    "test": ("test",),
-    "build": ("seed", "model", "test"),
-    "compile": ("model", "test"),
+    "seed": (NodeType.SEED,),
+    "run": (NodeType.MODEL,),
+    "test": (NodeType.TEST,),
+    "build": (NodeType.SEED, NodeType.MODEL, NodeType.TEST),
+    "compile": (NodeType.MODEL, NodeType.TEST),
 }
 
 
@@ -112,7 +113,7 @@ def execute(command: str, options: Options, reporter: Any) -> RunReport:
         try:
             for uid in selected:
                 node = project.nodes[uid]
-                if node.resource_type != "seed":
+                if node.resource_type != NodeType.SEED:
                     compiler.compile(node)  # every syntax error surfaces before anything runs
             runner = runner_type(project, graph, db, compiler, threads=options.threads or project.config.threads,
                                  reporter=reporter, build_mode=command == "build")
@@ -237,7 +238,7 @@ def plan(options: Options) -> list[Any]:
             queries = []
             for uid in selected:
                 node = project.nodes[uid]
-                if node.resource_type == "model":
+                if node.resource_type == NodeType.MODEL:
                     sql = compiler.compile(node)
                     if UDF_NAME in sql.lower():
                         queries.append((node.name, sql))

@@ -25,6 +25,7 @@ from .datatests import generic_test_sql
 from .errors import CompileError
 from .extensions import registry
 from .materialize import incremental_target_exists
+from .node_types import NodeType
 from .project import Node, Project
 from .python_udfs import FunctionContext
 
@@ -194,7 +195,7 @@ class Compiler:
     def _state(self, node: Node, ephemerals: list[str]):
         def resolve(name: str, _package: str | None) -> Any:
             target = self.project.find(name)
-            if target.materialized == "ephemeral" and target.resource_type == "model":
+            if target.materialized == "ephemeral" and target.resource_type == NodeType.MODEL:
                 ephemerals.append(target.unique_id)
                 return ephemeral_name(target)
             return target.relation
@@ -205,7 +206,7 @@ class Compiler:
     def render(self, node: Node) -> tuple[str, list[str]]:
         ephemerals: list[str] = []
         state = self._state(node, ephemerals)
-        if node.resource_type == "test" and node.test_metadata is not None:
+        if node.resource_type == NodeType.TEST and node.test_metadata is not None:
             sql = generic_test_sql(self.project, node, state)
         else:
             sql = self.project.renderer.render(node.original_file_path, node.raw_code, state)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import ConfigError
+from .node_types import NodeType, Status
 from .project import Node, Project
 from .render import RenderState
 
@@ -16,7 +17,7 @@ _CONDITION = re.compile(r"^\s*(>=|<=|!=|==|=|>|<)\s*(\d+)\s*$")
 
 @dataclass
 class TestOutcome:
-    status: str  # pass | warn | fail
+    status: Status  # PASS, WARN or FAIL
     failures: int
     columns: list[str]
     sample: list[tuple]
@@ -39,7 +40,7 @@ def _holds(condition: tuple[str, int], value: int) -> bool:
 def generic_test_sql(project: Project, node: Node, state: RenderState) -> str:
     """Call the test's macro with the tested relation (filtered by `where`) and its arguments."""
     attached = project.nodes[node.attached_node]
-    model: Any = state.resolve_ref(attached.name, None) if attached.resource_type != "source" \
+    model: Any = state.resolve_ref(attached.name, None) if attached.resource_type != NodeType.SOURCE \
         else project.source_relation(attached.source_name, attached.name)
     where = node.config.get("where")
     if where:
@@ -66,9 +67,9 @@ def run_test(cur: Any, node: Node, sql: str) -> TestOutcome:
     error_if = _condition(node.config.get("error_if", "!=0"), node)
     warn_if = _condition(node.config.get("warn_if", "!=0"), node)
     if severity == "error" and _holds(error_if, failures):
-        status = "fail"
+        status = Status.FAIL
     elif _holds(warn_if, failures):
-        status = "warn"
+        status = Status.WARN
     else:
-        status = "pass"
+        status = Status.PASS
     return TestOutcome(status, failures, columns, sample)

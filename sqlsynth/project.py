@@ -14,6 +14,7 @@ from .dbt_compat import check_schema_file, warn_unsupported_folders
 from .errors import ConfigError, ProjectError, did_you_mean
 from .extensions import registry
 from .identifiers import unselectable_character
+from .node_types import RELATION_TYPES, NodeType
 from .python_udfs import UdfModule, UdfSpec, import_udf_file
 from .render import Relation, Renderer, RenderState
 from .yamlfile import LineDict, load_yaml
@@ -44,7 +45,7 @@ class Node:
     """One thing the engine can build or check. ``unique_id`` is dbt's `<type>.<project>.<name>`."""
 
     unique_id: str
-    resource_type: str  # model | seed | test | source
+    resource_type: NodeType
     name: str
     original_file_path: str
     raw_code: str = ""
@@ -124,7 +125,7 @@ class Project:
     def by_type(self, *types: str) -> list[Node]:
         return [n for n in self.nodes.values() if n.resource_type in types]
 
-    def find(self, name: str, types: tuple[str, ...] = ("model", "seed")) -> Node | None:
+    def find(self, name: str, types: tuple[str, ...] = RELATION_TYPES) -> Node | None:
         for node in self.nodes.values():
             if node.name == name and node.resource_type in types:
                 return node
@@ -138,7 +139,7 @@ class Project:
     def source_relation(self, source_name: str, table_name: str) -> Any:
         node = self.nodes.get(f"source.{self.name}.{source_name}.{table_name}")
         if node is None:
-            known = [f"{n.source_name}.{n.name}" for n in self.by_type("source")]
+            known = [f"{n.source_name}.{n.name}" for n in self.by_type(NodeType.SOURCE)]
             hint = did_you_mean(f"{source_name}.{table_name}", known) or (
                 "declare it under sources: in a .yml file in models/")
             raise ProjectError(f"unknown source '{source_name}.{table_name}'", hint=hint)
@@ -255,7 +256,7 @@ def load_project(project_dir: Path, cli_vars: dict[str, Any] | None = None) -> P
 
 def _add(project: Project, node: Node) -> None:
     bad = unselectable_character(node.name)
-    if bad is not None and node.resource_type in ("model", "seed", "test") and node.yaml_path is None:
+    if bad is not None and node.resource_type != NodeType.SOURCE and node.yaml_path is None:
         shown = "a space" if bad.isspace() else repr(bad)
         raise ProjectError(f"the {node.resource_type} name '{node.name}' contains {shown}, so --select "
                            "could never pick it", path=node.original_file_path,
@@ -275,7 +276,7 @@ def _discover_seeds(project: Project) -> None:
             rel = _rel(path, project.dir)
             parts = list(Path(rel).relative_to(folder).parent.parts)
             config = folder_config(project.config.seeds, project.name, parts)
-            node = Node(f"seed.{project.name}.{path.stem}", "seed", path.stem, rel,
+            node = Node(f"seed.{project.name}.{path.stem}", NodeType.SEED, path.stem, rel,
                         fqn=[project.name, *parts, path.stem], config={"materialized": "seed", **config})
             _add(project, node)
 
@@ -286,7 +287,7 @@ def _discover_models(project: Project) -> None:
             rel = _rel(path, project.dir)
             parts = list(Path(rel).relative_to(folder).parent.parts)
             config = folder_config(project.config.models, project.name, parts)
-            node = Node(f"model.{project.name}.{path.stem}", "model", path.stem, rel,
+            node = Node(f"model.{project.name}.{path.stem}", NodeType.MODEL, path.stem, rel,
                         raw_code=path.read_text(encoding="utf-8"), fqn=[project.name, *parts, path.stem],
                         config={"materialized": "view", **config})
             _add(project, node)
@@ -299,7 +300,7 @@ def _discover_singular_tests(project: Project) -> None:
             rel = _rel(path, project.dir)
             parts = list(Path(rel).relative_to(folder).parent.parts)
             config = folder_config(tests_tree, project.name, parts)
-            node = Node(f"test.{project.name}.{path.stem}", "test", path.stem, rel,
+            node = Node(f"test.{project.name}.{path.stem}", NodeType.TEST, path.stem, rel,
                         raw_code=path.read_text(encoding="utf-8"), fqn=[project.name, *parts, path.stem],
                         config={"severity": "error", **config})
             _add(project, node)
@@ -387,7 +388,7 @@ def _add_source(project: Project, source: Any, path: str) -> None:
         _check_keys(table, _SOURCE_TABLE_KEYS, path, "source table")
         meta = {**(source.get("meta") or {}), **(source.get("config") or {}),
                 **(table.get("meta") or {}), **(table.get("config") or {})}
-        node = Node(f"source.{project.name}.{source['name']}.{table['name']}", "source", table["name"], path,
+        node = Node(f"source.{project.name}.{source['name']}.{table['name']}", NodeType.SOURCE, table["name"], path,
                     fqn=[project.name, source["name"], table["name"]],
                     config={"schema": source.get("schema") or source["name"],
                             "alias": table.get("identifier") or table["name"]},
@@ -458,7 +459,7 @@ def _add_generic_test(project: Project, node: Node, column: str | None, test: An
         n += 1
     tests_tree = {**project.config.tests, **project.config.data_tests}
     base = folder_config(tests_tree, project.name, [])
-    test_node = Node(unique_id, "test", unique_id.rsplit(".", 1)[1], path,
+    test_node = Node(unique_id, NodeType.TEST, unique_id.rsplit(".", 1)[1], path,
                      fqn=[project.name, unique_id.rsplit(".", 1)[1]],
                      config=merge_config({"severity": "error", **base}, config),
                      test_metadata={"name": macro, "kwargs": arguments}, attached_node=node.unique_id,
@@ -475,19 +476,19 @@ def _placeholder_ref(name: str, package: str | None) -> Relation:
 
 def _parse_sql_nodes(project: Project) -> None:
     for node in list(project.nodes.values()):
-        if node.resource_type == "model" or (node.resource_type == "test" and node.test_metadata is None):
+        if node.resource_type == NodeType.MODEL or (node.resource_type == NodeType.TEST and node.test_metadata is None):
             state = project.render_state(node, resolve_ref=_placeholder_ref)
             state.config = dict(node.config)
             project.renderer.render(node.original_file_path, node.raw_code, state)
             node.config = _validated_config(node, state.config)
             node.refs, node.sources = _dedup(state.refs), _dedup(state.sources)
-        elif node.resource_type == "test":
+        elif node.resource_type == NodeType.TEST:
             node.refs, node.sources = _test_argument_refs(project, node)
     disabled = {uid for uid, node in project.nodes.items() if node.config.get("enabled") is False}
     disabled_names = {project.nodes[uid].name for uid in disabled}
     for uid, node in project.nodes.items():
         # a test of a disabled model is disabled with it, as in dbt
-        if node.resource_type == "test" and (node.attached_node in disabled or set(node.refs) & disabled_names):
+        if node.resource_type == NodeType.TEST and (node.attached_node in disabled or set(node.refs) & disabled_names):
             disabled.add(uid)
     for uid in disabled:
         del project.nodes[uid]
@@ -501,11 +502,11 @@ def _dedup(items: list) -> list:
 
 def _validated_config(node: Node, config: dict[str, Any]) -> dict[str, Any]:
     materialized = config.get("materialized", "view")
-    if node.resource_type == "model" and materialized not in MATERIALIZATIONS + tuple(_extra_materializations()):
+    if node.resource_type == NodeType.MODEL and materialized not in MATERIALIZATIONS + tuple(_extra_materializations()):
         raise ConfigError(f"unknown materialization '{materialized}'", path=node.original_file_path,
                           hint=did_you_mean(str(materialized), MATERIALIZATIONS) or
                           f"use one of: {', '.join(MATERIALIZATIONS)}")
-    if node.resource_type == "test" and config.get("severity", "error").lower() not in ("warn", "error"):
+    if node.resource_type == NodeType.TEST and config.get("severity", "error").lower() not in ("warn", "error"):
         raise ConfigError("severity must be 'warn' or 'error'", path=node.original_file_path)
     return config
 
@@ -544,7 +545,7 @@ def _dependencies(project: Project, node: Node) -> list[str]:
     for name in node.refs:
         target = project.find(name)
         if target is None:
-            known = [n.name for n in project.by_type("model", "seed")]
+            known = [n.name for n in project.by_type(*RELATION_TYPES)]
             raise ProjectError(f"unknown ref '{name}'", path=node.yaml_path or node.original_file_path,
                                line=_ref_line(node, name),
                                hint=did_you_mean(name, known) or "check the model's file name under models/")
@@ -552,7 +553,7 @@ def _dependencies(project: Project, node: Node) -> list[str]:
     for source_name, table in node.sources:
         uid = f"source.{project.name}.{source_name}.{table}"
         if uid not in project.nodes:
-            known = [f"{n.source_name}.{n.name}" for n in project.by_type("source")]
+            known = [f"{n.source_name}.{n.name}" for n in project.by_type(NodeType.SOURCE)]
             raise ProjectError(f"unknown source '{source_name}.{table}'", path=node.original_file_path,
                                hint=did_you_mean(f"{source_name}.{table}", known)
                                or "declare it under sources: in a .yml file")
@@ -562,7 +563,7 @@ def _dependencies(project: Project, node: Node) -> list[str]:
 
 def _check_unique_relations(project: Project) -> None:
     seen: dict[str, Node] = {}
-    for node in project.by_type("model", "seed"):
+    for node in project.by_type(*RELATION_TYPES):
         if node.materialized == "ephemeral":
             continue
         key = str(node.relation).lower()

@@ -9,13 +9,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from .console import console
+from .node_types import NodeType, Status
 
-_STYLE = {"success": ("OK", "green"), "pass": ("PASS", "green"), "warn": ("WARN", "yellow"),
-          "fail": ("FAIL", "red"), "error": ("ERROR", "red"), "skipped": ("SKIP", "yellow")}
+_STYLE = {Status.SUCCESS: ("OK", "green"), Status.PASS: ("PASS", "green"), Status.WARN: ("WARN", "yellow"),
+          Status.FAIL: ("FAIL", "red"), Status.ERROR: ("ERROR", "red"), Status.SKIPPED: ("SKIP", "yellow")}
 
 
 def _kind(node) -> str:
-    if node.resource_type == "model":
+    if node.resource_type == NodeType.MODEL:
         return node.materialized
     return node.resource_type
 
@@ -26,7 +27,7 @@ class Reporter:
         self._lock = threading.Lock()
 
     def node_start(self, node) -> None:
-        if self.quiet or node.resource_type != "model" or node.materialized == "ephemeral":
+        if self.quiet or node.resource_type != NodeType.MODEL or node.materialized == "ephemeral":
             return
         with self._lock:
             console.print(f"  [dim]…     {_kind(node):<11} {escape(node.name)}[/dim]")
@@ -35,23 +36,22 @@ class Reporter:
         if self.quiet:
             return
         label, colour = _STYLE.get(result.status, (result.status.upper(), "white"))
-        timing = f"{result.execution_time:6.2f}s" if result.status != "skipped" else "       "
-        message = result.message if result.ok or result.status == "skipped" else ""
+        timing = f"{result.execution_time:6.2f}s" if result.status != Status.SKIPPED else "       "
+        message = result.message if result.ok or result.status == Status.SKIPPED else ""
         with self._lock:
             console.print(f"  {index:>3}/{total:<3} [{colour}]{label:<5}[/{colour}] {_kind(node):<11} "
                           f"{escape(node.name):<40} {timing}  [dim]{escape(message)}[/dim]")
 
     def summary(self, results, elapsed: float, usage: dict | None = None) -> None:
         counts = Counter(r.status for r in results)
-        parts = [f"{_STYLE[s][0]}={counts[s]}" for s in ("success", "pass", "warn", "fail", "error", "skipped")
-                 if counts.get(s)]
+        parts = [f"{_STYLE[s][0]}={counts[s]}" for s in Status if counts.get(s)]
         ok = all(r.ok for r in results)
         colour = "green" if ok else "red"
         console.print(f"\n[{colour}]Done[/{colour}] in {elapsed:.2f}s. {' '.join(parts)} TOTAL={len(results)}")
         if usage and usage["total"]["rows"]:
             console.print(llm_usage_line(usage["total"]))
         for result in results:
-            if result.status in ("error", "fail", "warn"):
+            if result.status in (Status.ERROR, Status.FAIL, Status.WARN):
                 self._detail(result)
 
     def _detail(self, result) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -17,7 +16,9 @@ from .errors import SqlsynthError
 from .extensions import registry
 from .graph import Graph
 from .materialize import BuildContext, materializers
+from .node_types import OK_STATUSES, RELATION_TYPES, NodeType, Status
 from .project import Node, Project
+from .scheduler import Scheduler
 from .seeds import load_seed
 
 
@@ -25,8 +26,8 @@ from .seeds import load_seed
 class NodeResult:
     unique_id: str
     name: str
-    resource_type: str
-    status: str  # success | error | skipped | pass | warn | fail
+    resource_type: NodeType
+    status: Status
     message: str = ""
     execution_time: float = 0.0
     rows_affected: int | None = None
@@ -41,7 +42,7 @@ class NodeResult:
 
     @property
     def ok(self) -> bool:
-        return self.status in ("success", "pass", "warn")
+        return self.status in OK_STATUSES
 
 
 _UDF_WRAPPER = re.compile(r"^.*?Python exception occurred while executing the UDF: (\w+Error: )?", re.S)
@@ -58,31 +59,30 @@ class Runner:
         self.threads = max(1, threads)
         self.reporter = reporter
         self.build_mode = build_mode
-        self._lock = threading.Lock()
 
     # -- one node ---------------------------------------------------------------------------------
     def run_node(self, uid: str) -> NodeResult:
         node = self.project.nodes[uid]
-        result = NodeResult(uid, node.name, node.resource_type, "success", started_at=_now(),
-                            materialized=node.materialized if node.resource_type == "model" else None,
-                            relation=str(node.relation) if node.resource_type in ("model", "seed") else None)
+        result = NodeResult(uid, node.name, node.resource_type, Status.SUCCESS, started_at=_now(),
+                            materialized=node.materialized if node.resource_type == NodeType.MODEL else None,
+                            relation=str(node.relation) if node.resource_type in RELATION_TYPES else None)
         start = time.perf_counter()
         try:
             self._execute(node, result)
         except SqlsynthError as exc:
-            result.status, result.message, result.error_path = "error", exc.format(), exc.location
+            result.status, result.message, result.error_path = Status.ERROR, exc.format(), exc.location
         except Exception as exc:  # DuckDB runtime errors and errors inside UDFs
-            result.status = "error"
+            result.status = Status.ERROR
             result.message = self._runtime_message(node, exc)
         result.execution_time = time.perf_counter() - start
         result.completed_at = _now()
         return result
 
     def _execute(self, node: Node, result: NodeResult) -> None:
-        if node.resource_type == "seed":
+        if node.resource_type == NodeType.SEED:
             outcome = load_seed(self.db, node)
             result.rows_affected, result.message = outcome.rows_affected, outcome.message
-        elif node.resource_type == "model":
+        elif node.resource_type == NodeType.MODEL:
             sql = self.compiler.compile(node)
             if node.materialized != "ephemeral":
                 self.db.ensure_schema(node.schema)
@@ -93,7 +93,7 @@ class Runner:
             if ctx.post_hook is not None:  # a materialization without a swap (ephemeral, a plugin's)
                 ctx.post_hook()
             result.rows_affected, result.message = outcome.rows_affected, outcome.message
-        elif node.resource_type == "test":
+        elif node.resource_type == NodeType.TEST:
             outcome = run_test(self.db.cursor(), node, self.compiler.compile(node))
             result.status, result.failures = outcome.status, outcome.failures
             result.sample_columns, result.sample_rows = outcome.columns, outcome.sample
@@ -113,62 +113,25 @@ class Runner:
         first = text.splitlines()[0] if text else type(exc).__name__
         return f"{location}: {first}"
 
-    # -- the DAG ------------------------------------------------------------------------------------
-    def _effective_parents(self, selected: list[str]) -> dict[str, set[str]]:
-        chosen = set(selected)
-        parents = {uid: {p for p in self.graph.parents[uid] if p in chosen} for uid in selected}
-        if self.build_mode:
-            tests_of: dict[str, list[str]] = {}
-            for uid in selected:
-                if self.project.nodes[uid].resource_type == "test":
-                    # generic and singular tests alike guard every node they read
-                    for parent in parents[uid]:
-                        tests_of.setdefault(parent, []).append(uid)
-            for uid in selected:
-                if self.project.nodes[uid].resource_type == "test":
-                    continue
-                descendants = None
-                for parent in list(parents[uid]):
-                    for test in tests_of.get(parent, []):
-                        if descendants is None:
-                            descendants = self.graph.descendants(uid)
-                        if test not in descendants:
-                            parents[uid].add(test)
-        return parents
-
+    # -- the DAG: the scheduler decides what is ready, this loop runs it on a thread pool --------------
     def execute(self, selected: list[str]) -> list[NodeResult]:
-        parents = self._effective_parents(selected)
-        children: dict[str, list[str]] = {uid: [] for uid in selected}
-        for uid, ps in parents.items():
-            for p in ps:
-                children[p].append(uid)
-        order = {uid: i for i, uid in enumerate(selected)}
-        waiting = {uid: len(ps) for uid, ps in parents.items()}
+        schedule = Scheduler(self.graph, selected, build_mode=self.build_mode)
         results: dict[str, NodeResult] = {}
-        ready = sorted((uid for uid, n in waiting.items() if n == 0), key=order.get)
-        total = len(selected)
+
+        def record(result: NodeResult) -> None:
+            results[result.unique_id] = result
+            self.reporter.node_done(len(results), len(selected), self.project.nodes[result.unique_id], result)
 
         def finish(result: NodeResult) -> None:
-            results[result.unique_id] = result
-            self.reporter.node_done(len(results), total, self.project.nodes[result.unique_id], result)
-            blocked = not result.ok and not (result.status == "warn")
-            for child in children[result.unique_id]:
-                if blocked:
-                    self._skip(child, result, children, results, total)
-                elif child not in results:
-                    waiting[child] -= 1
-                    if waiting[child] == 0:
-                        ready.append(child)
-            ready.sort(key=order.get)
+            record(result)
+            for uid in schedule.finish(result.unique_id, blocking=not result.ok):
+                record(self._skipped(uid, result))
 
         with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="sqlsynth") as pool:
             running: dict[Any, str] = {}
             try:
-                while ready or running:
-                    while ready and len(running) < self.threads:
-                        uid = ready.pop(0)
-                        if uid in results:
-                            continue
+                while schedule.has_ready() or running:
+                    while len(running) < self.threads and (uid := schedule.pop_ready()) is not None:
                         self.reporter.node_start(self.project.nodes[uid])
                         running[pool.submit(self.run_node, uid)] = uid
                     if not running:
@@ -188,15 +151,7 @@ class Runner:
             handler()
         self.db.con.interrupt()
 
-    def _skip(self, uid: str, cause: NodeResult, children: dict[str, list[str]],
-              results: dict[str, NodeResult], total: int) -> None:
-        if uid in results:
-            return
+    def _skipped(self, uid: str, cause: NodeResult) -> NodeResult:
         node = self.project.nodes[uid]
-        result = NodeResult(uid, node.name, node.resource_type, "skipped",
-                            message=f"skipped: upstream {cause.name} did not succeed")
-        results[uid] = result
-        self.reporter.node_done(len(results), total, node, result)
-        for child in children[uid]:
-            self._skip(child, cause, children, results, total)
-
+        return NodeResult(uid, node.name, node.resource_type, Status.SKIPPED,
+                          message=f"skipped: upstream {cause.name} did not succeed")

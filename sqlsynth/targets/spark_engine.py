@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from ..compile import Compiler
 from ..datatests import run_test
 from ..errors import CompileError
+from ..node_types import RELATION_TYPES, NodeType
 from ..project import Node, Project
 from ..runner import NodeResult, Runner
 from .spark_database import SparkDatabase
@@ -28,12 +29,12 @@ class SparkCompiler(Compiler):
     def __init__(self, project: Project, db: SparkDatabase | None, full_refresh: bool = False):
         super().__init__(project, db, full_refresh)  # type: ignore[arg-type]  # the runner's db interface
         self._relations = sorted({str(n.relation) for n in project.nodes.values()
-                                  if n.resource_type in ("model", "seed")}, key=len, reverse=True)
+                                  if n.resource_type in RELATION_TYPES}, key=len, reverse=True)
         self._python = {spec.name.lower() for spec in project.udfs} | set(PYTHON_FUNCTIONS)
 
     def _compile_rendered(self, node: Node, rendered: str, source: str) -> str:
         """The shared compile()/cte_chain() call this to turn one rendered node into runnable SQL."""
-        if node.resource_type == "model" and node.materialized not in SUPPORTED_MATERIALIZATIONS:
+        if node.resource_type == NodeType.MODEL and node.materialized not in SUPPORTED_MATERIALIZATIONS:
             raise CompileError(f"model '{node.name}': materialized='{node.materialized}' is not "
                                "implemented on Spark yet", path=node.original_file_path,
                                hint=f"use one of {', '.join(SUPPORTED_MATERIALIZATIONS)} or --target duckdb")
@@ -43,17 +44,17 @@ class SparkCompiler(Compiler):
 
 class SparkRunner(Runner):
     def _execute(self, node: Node, result: NodeResult) -> None:
-        if node.resource_type == "seed":
+        if node.resource_type == NodeType.SEED:
             result.rows_affected = load_seed(self.db, node)
             result.message = f"{result.rows_affected:,} rows"
-        elif node.resource_type == "model":
+        elif node.resource_type == NodeType.MODEL:
             sql = self.compiler.compile(node)
             if node.materialized != "ephemeral":
                 self.db.ensure_schema(node.schema)
             self._hooks(node, "pre_hook")
             result.rows_affected, result.message = MATERIALIZERS[node.materialized](self.db, node, sql)
             self._hooks(node, "post_hook")
-        elif node.resource_type == "test":
+        elif node.resource_type == NodeType.TEST:
             outcome = run_test(self.db.cursor(), node, self.compiler.compile(node))
             result.status, result.failures = outcome.status, outcome.failures
             result.sample_columns, result.sample_rows = outcome.columns, outcome.sample

@@ -1,0 +1,33 @@
+"""The kinds of node and the statuses a node's run ends with (dbt's ``NodeType`` / ``RunStatus``).
+
+``StrEnum`` members are ``str``: they compare equal to, and serialise (JSON, f-strings) as, their
+values, so manifest.json and run_results.json read exactly as the plain strings did.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class NodeType(StrEnum):
+    MODEL = "model"
+    SEED = "seed"
+    TEST = "test"
+    SOURCE = "source"
+
+
+# the nodes that are relations in the database (ref() resolves to them)
+RELATION_TYPES = (NodeType.MODEL, NodeType.SEED)
+
+
+class Status(StrEnum):
+    SUCCESS = "success"  # a model or seed was built
+    PASS = "pass"  # a test found no failing rows
+    WARN = "warn"  # a test with severity warn found failing rows
+    FAIL = "fail"  # a test with severity error found failing rows
+    ERROR = "error"  # the node raised
+    SKIPPED = "skipped"  # an upstream node did not succeed
+
+
+# the statuses after which downstream nodes still run
+OK_STATUSES = (Status.SUCCESS, Status.PASS, Status.WARN)
