@@ -4,12 +4,12 @@ before it is swapped in, so a mismatch fails the model and leaves the previous t
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .errors import ConfigError, SqlsynthError
 
-if TYPE_CHECKING:  # project.py calls validate_contracts at load
-    from .project import Node, Project
+# `node` and `project` below are project.py's Node and Project, typed Any: project.py calls
+# validate_contracts at load, so importing them back (even for type checking) would be an import circle.
 
 CONTRACT_MATERIALIZATIONS = ("table", "view", "incremental")
 
@@ -18,12 +18,12 @@ class ContractError(SqlsynthError):
     """The model's columns differ from its enforced contract."""
 
 
-def enforced(node: Node) -> bool:
+def enforced(node: Any) -> bool:
     contract = node.config.get("contract")
     return isinstance(contract, dict) and bool(contract.get("enforced"))
 
 
-def validate_contracts(project: Project) -> None:
+def validate_contracts(project: Any) -> None:
     """At load: an enforced contract needs a materialization that builds a relation and a data_type
     for every declared column (as in dbt)."""
     for node in project.by_type("model"):
@@ -41,7 +41,7 @@ def validate_contracts(project: Project) -> None:
                               **where, hint="add 'data_type: integer' (any DuckDB type) under each column")
 
 
-def _canonical(cur: Any, node: Node, name: str, declared: str) -> str:
+def _canonical(cur: Any, node: Any, name: str, declared: str) -> str:
     """DuckDB's own spelling of a declared type (int -> INTEGER, text -> VARCHAR, numeric(16,2) -> DECIMAL(16,2))."""
     try:
         return cur.execute(f"select typeof(cast(null as {declared}))").fetchall()[0][0]
@@ -64,7 +64,7 @@ def contract_diff(expected_types: dict[str, str], built: list[tuple[str, str]]) 
     return rows
 
 
-def enforce_contract(cur: Any, node: Node, relation_sql: str) -> None:
+def enforce_contract(cur: Any, node: Any, relation_sql: str) -> None:
     """Compare the columns of `relation_sql` (the temporary table, or `(query)` for a view) with the
     contract; raise ContractError with a diff table on any difference."""
     if not enforced(node):
