@@ -5,12 +5,14 @@ sqlsynth.extensions instead)."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "sqlsynth"
 MAX_LINES = 600
 SIDE_EFFECT_LISTS = ("BUILTIN_MODULES", "PLUGIN_MODULES", "SEED_READER_MODULES")
+MODULE_NAME = re.compile(r"sqlsynth(\.\w+)+")
 
 
 def _modules() -> dict[str, Path]:
@@ -127,3 +129,37 @@ def test_no_module_name_lists_or_find_spec_guards_for_own_modules():
             offenders.append(str(path.relative_to(ROOT)))
     assert offenders == []
     assert not (PACKAGE / "plugins.py").exists()
+
+
+def _module_name_lists(tree: ast.AST) -> list[int]:
+    """Lines of list/tuple/set literals of two or more strings that all name sqlsynth modules."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.List, ast.Tuple, ast.Set)) and len(node.elts) >= 2 and all(
+                isinstance(e, ast.Constant) and isinstance(e.value, str) and MODULE_NAME.fullmatch(e.value)
+                for e in node.elts):
+            found.append(node.lineno)
+    return found
+
+
+def test_no_module_name_string_lists_outside_the_registry():
+    """Modules are loaded by name in one place only: extensions.DEFAULT_PLUGINS (simonw/llm's model),
+    whose register() hooks are called explicitly; anywhere else a list of module names would be code
+    loaded for its import side effects."""
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        rel = str(path.relative_to(ROOT))
+        lines = _module_name_lists(tree)
+        if rel == "sqlsynth/extensions.py":
+            assert len(lines) == 1  # DEFAULT_PLUGINS
+            continue
+        offenders += [f"{rel}:{line}" for line in lines]
+        offenders += [f"{rel}:{n.lineno} import_module" for n in ast.walk(tree)
+                      if isinstance(n, ast.Attribute) and n.attr == "import_module"]
+    assert offenders == []
+
+
+def test_the_module_name_list_check_finds_one():
+    tree = ast.parse('MODULES = ["sqlsynth.llm.plugin", "sqlsynth.corpus.plugin"]\nOK = ("a", "b")')
+    assert _module_name_lists(tree) == [1]
