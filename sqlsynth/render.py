@@ -136,7 +136,7 @@ class Renderer:
             extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"], keep_trailing_newline=True)
         self.env.filters.update(as_bool=_as_bool, as_number=_as_number, as_text=str, as_native=lambda x: x)
         self._sources: dict[str, str] = {}
-        self.namespace: dict[str, Any] = self._context_functions(target_info)
+        self.namespace: dict[str, Any] = DbtContext(self).namespace(target_info)
         self.macros: dict[str, str] = {}  # macro name -> file that defines it
         # Built-ins first so a project macro with the same name overrides them (as in dbt).
         for files in (builtin_macros, macro_files):
@@ -225,78 +225,87 @@ class Renderer:
         frame_path, line = _innermost_template_frame(exc, set(self._sources))
         return RenderError(message, path=frame_path or path, line=line, hint=hint)
 
-    # -- the dbt context -----------------------------------------------------------------------
-    def _context_functions(self, target_info: dict[str, Any]) -> dict[str, Any]:
-        renderer = self
-
-        def ref(*args, **_kwargs):
-            if len(args) not in (1, 2) or not all(isinstance(a, str) for a in args):
-                raise RenderError("ref() takes a model name: ref('name') or ref('package', 'name')")
-            package, name = (None, args[0]) if len(args) == 1 else args
-            state = renderer.state()
-            state.refs.append(name)
-            return state.resolve_ref(name, package)
-
-        def source(source_name: str, table_name: str):
-            state = renderer.state()
-            state.sources.append((source_name, table_name))
-            return state.resolve_source(source_name, table_name)
-
-        def var(name: str, default: Any = _MISSING):
-            state = renderer.state()
-            if name in state.vars:
-                return state.vars[name]
-            if default is not _MISSING:
-                return default
-            raise RenderError(f"undefined var '{name}'",
-                              hint=f"add '{name}:' under vars: in project.yml, or pass --vars '{{\"{name}\": ...}}'")
-
-        def env_var(name: str, default: Any = _MISSING):
-            if name in os.environ:
-                return os.environ[name]
-            if default is not _MISSING:
-                return default
-            raise RenderError(f"environment variable {name} is not set",
-                              hint=f"export {name}=... or write env_var('{name}', 'default')")
-
-        def config(*args, **kwargs):
-            if args:
-                if len(args) == 1 and isinstance(args[0], dict):
-                    kwargs = {**args[0], **kwargs}
-                else:
-                    raise RenderError("config() takes keyword arguments, e.g. config(materialized='table')")
-            renderer.state().config.update(kwargs)
-            return ""
-
-        def is_incremental() -> bool:
-            return renderer.state().incremental
-
-        def do_return(value: Any):
-            raise _MacroReturn(value)
-
-        def log(message: Any, info: bool = False) -> str:
-            if info:
-                from .console import console
-                console.print(f"  [dim]{message}[/dim]")
-            return ""
-
-        def raise_compiler_error(message: str):
-            raise RenderError(message)
+_MISSING = object()
 
 
+class DbtContext:
+    """dbt's context functions for one Renderer. Each reads the render state of the calling thread,
+    so one namespace serves every model rendering in parallel."""
+
+    def __init__(self, renderer: Renderer):
+        self._renderer = renderer
+
+    def namespace(self, target_info: dict[str, Any]) -> dict[str, Any]:
+        """What templates and macros see as globals."""
         return {
-            "ref": ref, "source": source, "var": var, "env_var": env_var, "config": _ConfigProxy(config, self),
-            "this": _ThisProxy(self), "is_incremental": is_incremental, "return": do_return,
-            "log": log, "print": log, "exceptions": _Namespace({"raise_compiler_error": raise_compiler_error,
-                                     "warn": lambda message: log(message, info=True)}), "execute": True,
-            "target": _Namespace(target_info), "project_name": self.project_name,
+            "ref": self.ref, "source": self.source, "var": self.var, "env_var": self.env_var,
+            "config": _ConfigProxy(self.config, self._renderer), "this": _ThisProxy(self._renderer),
+            "is_incremental": self.is_incremental, "return": self.do_return, "log": self.log, "print": self.log,
+            "exceptions": _Namespace({"raise_compiler_error": self.raise_compiler_error,
+                                      "warn": lambda message: self.log(message, info=True)}),
+            "execute": True, "target": _Namespace(target_info), "project_name": self._renderer.project_name,
             "run_started_at": dt.datetime.now(dt.timezone.utc),
             "modules": _Namespace({"datetime": dt, "re": re, "json": json}),
             "tojson": json.dumps, "fromjson": json.loads, "zip": zip,
         }
 
+    def ref(self, *args, **_kwargs):
+        if len(args) not in (1, 2) or not all(isinstance(a, str) for a in args):
+            raise RenderError("ref() takes a model name: ref('name') or ref('package', 'name')")
+        package, name = (None, args[0]) if len(args) == 1 else args
+        state = self._renderer.state()
+        state.refs.append(name)
+        return state.resolve_ref(name, package)
 
-_MISSING = object()
+    def source(self, source_name: str, table_name: str):
+        state = self._renderer.state()
+        state.sources.append((source_name, table_name))
+        return state.resolve_source(source_name, table_name)
+
+    def var(self, name: str, default: Any = _MISSING):
+        state = self._renderer.state()
+        if name in state.vars:
+            return state.vars[name]
+        if default is not _MISSING:
+            return default
+        raise RenderError(f"undefined var '{name}'",
+                          hint=f"add '{name}:' under vars: in project.yml, or pass --vars '{{\"{name}\": ...}}'")
+
+    @staticmethod
+    def env_var(name: str, default: Any = _MISSING):
+        if name in os.environ:
+            return os.environ[name]
+        if default is not _MISSING:
+            return default
+        raise RenderError(f"environment variable {name} is not set",
+                          hint=f"export {name}=... or write env_var('{name}', 'default')")
+
+    def config(self, *args, **kwargs) -> str:
+        if args:
+            if len(args) == 1 and isinstance(args[0], dict):
+                kwargs = {**args[0], **kwargs}
+            else:
+                raise RenderError("config() takes keyword arguments, e.g. config(materialized='table')")
+        self._renderer.state().config.update(kwargs)
+        return ""
+
+    def is_incremental(self) -> bool:
+        return self._renderer.state().incremental
+
+    @staticmethod
+    def do_return(value: Any):
+        raise _MacroReturn(value)
+
+    @staticmethod
+    def log(message: Any, info: bool = False) -> str:
+        if info:
+            from .console import console
+            console.print(f"  [dim]{message}[/dim]")
+        return ""
+
+    @staticmethod
+    def raise_compiler_error(message: str):
+        raise RenderError(message)
 
 
 class _ConfigProxy:
