@@ -1,4 +1,4 @@
-"""CLI commands of the ai_query part: `sqlsynth cache stats|clear` and `sqlsynth plan`.
+"""CLI commands of the ai_query part: `sqlsynth cache stats|clear|export|import` and `sqlsynth plan`.
 
 cli.py adds everything in COMMANDS. Each command parses options, makes one library call and prints;
 this module imports nothing heavy at import time (`sqlsynth --help` stays fast).
@@ -6,6 +6,7 @@ this module imports nothing heavy at import time (`sqlsynth --help` stays fast).
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -23,10 +24,14 @@ _project_option = click.option("--project-dir", type=click.Path(file_okay=False,
 
 
 def _open(project_dir: Path, read_only: bool):
-    from ..database import connect
     from ..project import load_project
 
-    project = load_project(project_dir, {})
+    return _open_project(load_project(project_dir, {}), read_only)
+
+
+def _open_project(project, read_only: bool):
+    from ..database import connect
+
     path = project.database_path
     if read_only and not path.exists():
         return None
@@ -85,6 +90,69 @@ def cache_clear(ctx: click.Context, project_dir: Path | None, endpoint: str | No
     finally:
         con.close()
     console.print(f"Deleted {count} cached answers" + (f" of endpoint '{endpoint}'." if endpoint else "."))
+
+
+_target_option = click.option("--target", "-t", "target_name", default=None,
+                              help="Target from project.yml targets: (default: target:, else duckdb).")
+_file_argument = click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+
+
+@contextmanager
+def _cache_engine(project_dir: Path, target_name: str | None, read_only: bool):
+    """(project, connection or None) on DuckDB, (project, session) on spark/databricks."""
+    from ..api import Options, load
+
+    project, _ = load(Options(project_dir=project_dir, target_name=target_name))
+    if project.target.type != "duckdb":
+        from ..targets.spark_session import open_session
+
+        yield project, open_session(project.target_name, project.target, project.target_dir / "spark")
+        return
+    con = _open_project(project, read_only)
+    try:
+        yield project, con
+    finally:
+        if con is not None:
+            con.close()
+
+
+@cache_group.command("export")
+@_file_argument
+@_project_option
+@_target_option
+@click.option("--endpoint", default=None, help="Only this endpoint's answers (default: all).")
+@click.pass_context
+@_errors
+def cache_export(ctx: click.Context, file: Path, project_dir: Path | None, target_name: str | None,
+                 endpoint: str | None) -> None:
+    """Write the cached answers to FILE (Parquet), to seed another engine's cache with `cache import`."""
+    from ..console import console
+    from . import cache_io
+
+    with _cache_engine(_project_dir(ctx, project_dir), target_name, read_only=True) as (project, handle):
+        export = cache_io.duckdb_export if project.target.type == "duckdb" else cache_io.spark_export
+        count = export(handle, file, endpoint)
+    console.print(f"Exported {count:,} cached answers to {file}.")
+
+
+@cache_group.command("import")
+@_file_argument
+@_project_option
+@_target_option
+@click.pass_context
+@_errors
+def cache_import(ctx: click.Context, file: Path, project_dir: Path | None, target_name: str | None) -> None:
+    """Merge the answers in FILE (from `cache export`) into the cache; answers already cached are kept."""
+    from ..console import console
+    from . import cache_io
+
+    with _cache_engine(_project_dir(ctx, project_dir), target_name, read_only=False) as (project, handle):
+        if project.target.type == "duckdb":
+            counts = cache_io.duckdb_import(handle, file)
+        else:
+            counts = cache_io.spark_import(handle, file, getattr(project.target, "table_format", "delta"))
+    console.print(f"Imported {counts.new:,} new answers from {file} "
+                  f"({counts.already_cached:,} already cached, {counts.in_file:,} in the file).")
 
 
 @click.command("plan")
