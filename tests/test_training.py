@@ -472,3 +472,30 @@ def test_deepspeed_single_process_cpu(tmp_path, tiny_model, ds_config, lora):
     assert (out / "adapter" / "adapter_config.json").is_file() == lora
     assert not extensions.exists() or not any(extensions.iterdir())
     assert_servable(out)
+
+
+def test_torchrun_two_processes_data_parallel_on_cpu(tmp_path, tiny_model):
+    """torchrun --nproc_per_node 2: DDP over gloo, both ranks train, rank 0 alone logs and saves one model."""
+    from safetensors.torch import load_file
+
+    out = tmp_path / "ddp"
+    flags = ["--input-model", str(tiny_model), "--training-dataset", str(CHAT), "--local-output-dir", str(out),
+             "--max-steps", "4", "--lr", "5e-2", "--eval-steps", "2", "--save-steps", "2", "--logging-steps", "1",
+             "--test-size", "4", "--num-sample-prompts", "1", "--sample-max-new-tokens", "4",
+             "--per-device-train-batch-size", "2", "--gradient-accumulation-steps", "1"]
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                             "-m", "training.trainer", *flags], cwd=ROOT, capture_output=True, text=True,
+                            timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    summary = json.loads((out / "training_summary.json").read_text())
+    assert summary["distributed"] == {"world_size": 2, "backend": "gloo"}
+    assert summary["global_step"] == 4 and summary["losses"]["final_eval_loss"] is not None
+    assert summary["losses"]["final_train_loss"] < summary["losses"]["first_train_loss"]
+    log = (out / "train.log").read_text()
+    assert "data-parallel over 2 processes (gloo): each optimizer step sees 4 sequences" in log
+    assert log.count("pre-training report") == 1 and log.count("step 4/4  loss") == 1  # rank 1 logs nothing
+    key = "model.layers.0.self_attn.q_proj.weight"
+    trained, base = load_file(out / "model.safetensors"), load_file(tiny_model / "model.safetensors")
+    assert not trained[key].equal(base[key])
+    assert sorted(p.name for p in out.glob("*.safetensors")) == ["model.safetensors"]
+    assert_servable(out)

@@ -8,7 +8,8 @@ Read top to bottom, a run is:
   5. train with transformers' Trainer (checkpoints, resume, DeepSpeed, TensorBoard, eval + samples)
   6. save the merged model + tokenizer (+ adapter) and training_summary.json
 
-Multi-GPU: ``deepspeed --module training.trainer --deepspeed training/configs/zero2.json ...``.
+Data-parallel: ``torchrun --nproc_per_node N -m training.trainer ...`` (gloo on CPU, NCCL on GPUs) or
+``deepspeed --module training.trainer --deepspeed training/configs/zero2.json ...``; rank 0 logs and saves.
 """
 
 from __future__ import annotations
@@ -78,6 +79,9 @@ def train(config: TrainConfig) -> dict:
         out.mkdir(parents=True, exist_ok=True)
         config.save(out / "train_config.json")
     log.info(format_report(plan))
+    if trainer.args.world_size > 1:
+        log.info(f"data-parallel over {trainer.args.world_size} processes ({distributed_backend()}): "
+                 f"each optimizer step sees {plan.sequences_per_step} sequences")
 
     result = trainer.train(resume_from_checkpoint=resume_from)
     final_eval = final_evaluation(trainer) if eval_examples else {}
@@ -139,6 +143,13 @@ def is_main_process() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
+def distributed_backend() -> str | None:
+    """The process group's backend (gloo on CPU, nccl on GPUs) when launched by torchrun/deepspeed."""
+    import torch.distributed as dist
+
+    return dist.get_backend() if dist.is_available() and dist.is_initialized() else None
+
+
 def setup_logging(out: Path, is_main: bool) -> None:
     """Log lines go to stdout and <out>/train.log, from the main process only."""
     log.handlers.clear()
@@ -178,6 +189,7 @@ def training_arguments(config: TrainConfig, has_eval: bool):
         activation_checkpointing=config.gradient_checkpointing,
         activation_checkpointing_kwargs={"use_reentrant": False} if config.gradient_checkpointing else None,
         deepspeed=config.deepspeed,
+        ddp_find_unused_parameters=False,  # every trainable weight is used: skip DDP's extra graph walk
         seed=config.seed,
         data_seed=config.seed,
         use_cpu=not torch.cuda.is_available(),
@@ -258,6 +270,7 @@ def build_summary(config, plan, trainer, result, final_eval, callbacks, written,
             "tokens_x_epochs": plan.planned_tokens, "trained_tokens_x_epochs": plan.planned_trained_tokens,
         },
         "parameters": {"trainable": plan.trainable_params, "total": plan.total_params},
+        "distributed": {"world_size": trainer.args.world_size, "backend": distributed_backend()},
         "estimate": {"tokens_per_s": plan.tokens_per_s, "seconds": plan.estimated_seconds},
         "losses": {
             "first_train_loss": first, "final_train_loss": last,
