@@ -27,8 +27,8 @@ from .targets import resolve_target
 COMMAND_TYPES = {
     "seed": (NodeType.SEED,),
     "run": (NodeType.MODEL,),
-    "test": (NodeType.TEST,),
-    "build": (NodeType.SEED, NodeType.MODEL, NodeType.TEST),
+    "test": (NodeType.TEST, NodeType.UNIT_TEST),
+    "build": (NodeType.SEED, NodeType.MODEL, NodeType.TEST, NodeType.UNIT_TEST),
     "compile": (NodeType.MODEL, NodeType.TEST),
 }
 
@@ -113,7 +113,7 @@ def execute(command: str, options: Options, reporter: Any) -> RunReport:
         try:
             for uid in selected:
                 node = project.nodes[uid]
-                if node.resource_type != NodeType.SEED:
+                if node.resource_type not in (NodeType.SEED, NodeType.UNIT_TEST):  # unit tests: on fixtures
                     compiler.compile(node)  # every syntax error surfaces before anything runs
             runner = runner_type(project, graph, db, compiler, threads=options.threads or project.config.threads,
                                  reporter=reporter, build_mode=command == "build")

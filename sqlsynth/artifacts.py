@@ -27,7 +27,8 @@ def _node_json(node: Node) -> dict[str, Any]:
     return {
         "unique_id": node.unique_id, "resource_type": node.resource_type, "name": node.name,
         "original_file_path": node.original_file_path, "fqn": node.fqn, "schema": node.schema,
-        "alias": node.alias, "relation_name": str(node.relation) if node.resource_type != "test" else None,
+        "alias": node.alias,
+        "relation_name": str(node.relation) if node.resource_type not in ("test", "unit_test") else None,
         "config": node.config, "tags": node.tags, "description": node.description,
         "columns": {name: asdict(col) for name, col in node.columns.items()},
         "depends_on": {"nodes": node.depends_on}, "refs": node.refs,

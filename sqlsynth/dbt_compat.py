@@ -9,10 +9,10 @@ from typing import Any
 from .errors import ConfigError, did_you_mean
 from .yamlfile import LineDict
 
-SCHEMA_KEYS = {"version", "models", "sources", "seeds"}
+SCHEMA_KEYS = {"version", "models", "sources", "seeds", "unit_tests"}
 # dbt's other top-level schema keys: accepted with a warning, since a dbt project has them
 UNSUPPORTED_SCHEMA_KEYS = {"exposures", "metrics", "semantic_models", "saved_queries", "snapshots",
-                           "analyses", "macros", "unit_tests", "groups"}
+                           "analyses", "macros", "groups"}
 
 
 def _warn(where: str, message: str) -> None:

@@ -191,3 +191,5 @@ def _attach_tests(graph: Graph, chosen: set[str]) -> None:
     for uid, node in graph.nodes.items():
         if node.resource_type == "test" and any(p in chosen for p in graph.parents[uid]):
             chosen.add(uid)
+        elif node.resource_type == "unit_test" and node.attached_node in chosen:
+            chosen.add(uid)

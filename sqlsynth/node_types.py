@@ -14,6 +14,7 @@ class NodeType(StrEnum):
     SEED = "seed"
     TEST = "test"
     SOURCE = "source"
+    UNIT_TEST = "unit_test"  # dbt 1.8 unit tests (unit_tests.py): a model run on fixture rows
 
 
 # the nodes that are relations in the database (ref() resolves to them)

@@ -17,6 +17,7 @@ from .identifiers import unselectable_character
 from .node_types import RELATION_TYPES, NodeType
 from .python_udfs import UdfModule, UdfSpec, import_udf_file
 from .render import Relation, Renderer, RenderState
+from .unit_tests import unit_test_fields
 from .yamlfile import LineDict, load_yaml
 
 MATERIALIZATIONS = ("view", "table", "incremental", "ephemeral", "external")
@@ -66,6 +67,7 @@ class Node:
     compiled_code: str | None = None
     yaml_path: str | None = None
     yaml_line: int | None = None
+    unit_test: dict[str, Any] | None = None  # unit tests only: given, expect, overrides (unit_tests.py)
 
     @property
     def materialized(self) -> str:
@@ -353,6 +355,8 @@ def _apply_schema_files(project: Project) -> None:
         for kind in ("models", "seeds"):
             for entry in data.get(kind) or []:
                 _patch_node(project, entry, rel, kind[:-1])
+        for entry in data.get("unit_tests") or []:
+            _add(project, Node(**unit_test_fields(project, entry, rel)))
 
 
 def _columns(entry: dict, path: str) -> dict[str, Column]:
@@ -484,11 +488,14 @@ def _parse_sql_nodes(project: Project) -> None:
             node.refs, node.sources = _dedup(state.refs), _dedup(state.sources)
         elif node.resource_type == NodeType.TEST:
             node.refs, node.sources = _test_argument_refs(project, node)
+        elif node.resource_type == NodeType.UNIT_TEST:  # runs before its model, once the model's inputs exist
+            model = project.nodes[node.attached_node]
+            node.refs, node.sources = list(model.refs), list(model.sources)
     disabled = {uid for uid, node in project.nodes.items() if node.config.get("enabled") is False}
     disabled_names = {project.nodes[uid].name for uid in disabled}
     for uid, node in project.nodes.items():
         # a test of a disabled model is disabled with it, as in dbt
-        if node.resource_type == NodeType.TEST and (node.attached_node in disabled or set(node.refs) & disabled_names):
+        if node.resource_type in (NodeType.TEST, NodeType.UNIT_TEST) and (node.attached_node in disabled or set(node.refs) & disabled_names):
             disabled.add(uid)
     for uid in disabled:
         del project.nodes[uid]
@@ -540,7 +547,7 @@ def _ref_line(node: Node, name: str) -> int | None:
 
 def _dependencies(project: Project, node: Node) -> list[str]:
     deps: list[str] = []
-    if node.attached_node:
+    if node.attached_node and node.resource_type != NodeType.UNIT_TEST:
         deps.append(node.attached_node)
     for name in node.refs:
         target = project.find(name)

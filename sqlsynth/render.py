@@ -179,12 +179,13 @@ class Renderer:
             raise RenderError("ref()/var()/config() used outside a model render")
         return state
 
-    def render(self, path: str, text: str, state: RenderState) -> str:
-        """Render one model/test file; errors carry the file and the template line."""
+    def render(self, path: str, text: str, state: RenderState, context: dict[str, Any] | None = None) -> str:
+        """Render one model/test file; errors carry the file and the template line. `context` replaces
+        names for this render only (a unit test's macro overrides)."""
         template = self._template(path, text)
         self._local.state = state
         try:
-            return template.render(self.namespace)
+            return template.render({**self.namespace, **context} if context else self.namespace)
         except SqlsynthError as exc:
             if exc.path is None or exc.line is None:
                 exc.path = exc.path or path

@@ -20,6 +20,7 @@ from .node_types import OK_STATUSES, RELATION_TYPES, NodeType, Status
 from .project import Node, Project
 from .scheduler import Scheduler
 from .seeds import load_seed
+from .unit_tests import run_unit_test
 
 
 @dataclass
@@ -93,6 +94,10 @@ class Runner:
             if ctx.post_hook is not None:  # a materialization without a swap (ephemeral, a plugin's)
                 ctx.post_hook()
             result.rows_affected, result.message = outcome.rows_affected, outcome.message
+        elif node.resource_type == NodeType.UNIT_TEST:
+            unit = run_unit_test(self.project, self.db, node)
+            result.status, result.failures, result.message = unit.status, unit.failures, unit.message
+            result.sample_columns, result.sample_rows = unit.columns, unit.sample
         elif node.resource_type == NodeType.TEST:
             outcome = run_test(self.db.cursor(), node, self.compiler.compile(node))
             result.status, result.failures = outcome.status, outcome.failures

@@ -16,6 +16,10 @@ def effective_parents(graph: Graph, selected: list[str], build_mode: bool) -> di
     parents = {uid: {p for p in graph.parents[uid] if p in chosen} for uid in selected}
     if build_mode:
         _add_test_edges(graph, selected, parents)
+        for uid in selected:  # dbt: a model's unit tests run first, and a failing one skips the model
+            node = graph.nodes[uid]
+            if node.resource_type == NodeType.UNIT_TEST and node.attached_node in parents:
+                parents[node.attached_node].add(uid)
     return parents
 
 

@@ -55,7 +55,7 @@ def node_checksum(project: Project, node: Node) -> str:
     digest = hashlib.sha256()
     first = [f"test_{node.test_metadata['name']}"] if node.test_metadata else []
     parts: dict[str, Any] = {
-        "code": node.raw_code, "config": node.config, "test": node.test_metadata,
+        "code": node.raw_code, "config": node.config, "test": node.test_metadata, "unit_test": node.unit_test,
         "columns": {name: [c.data_type] for name, c in node.columns.items()},
         "location": node.external_location,
         "macros": {m: _macro_text(project, m) for m in _called_macros(project, node.raw_code, first)},
