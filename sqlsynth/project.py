@@ -17,7 +17,7 @@ from .identifiers import unselectable_character
 from .node_types import RELATION_TYPES, NodeType
 from .python_udfs import UdfModule, UdfSpec, import_udf_file
 from .render import Relation, Renderer, RenderState
-from .unit_tests import unit_test_fields
+from .unit_test_yaml import unit_test_fields
 from .yamlfile import LineDict, load_yaml
 
 MATERIALIZATIONS = ("view", "table", "incremental", "ephemeral", "external")

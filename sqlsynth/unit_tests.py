@@ -10,120 +10,22 @@ with no fixture answer fails the test, so no endpoint is ever called.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ConfigError, SqlsynthError, did_you_mean
+from .errors import SqlsynthError
 from .identifiers import quote
+from .project import Node, Project
 from .render import Relation
+from .unit_test_yaml import AI_QUERY
 
-# `project` and `node` below are project.py's Project and Node, typed Any: project.py parses
-# `unit_tests:` with this module, so importing them back would be an import circle.
-
-UNIT_TEST_KEYS = {"name", "model", "description", "given", "expect", "overrides", "config", "versions"}
-_GIVEN_KEYS = {"input", "rows", "format", "fixture"}
-_OVERRIDE_KEYS = {"vars", "macros", "env_vars"}
-_INPUT = re.compile(r"""^\s*(?:(ref)\(\s*['"]([^'"]+)['"]\s*\)|(source)\(\s*['"]([^'"]+)['"]\s*,\s*['"]([^'"]+)['"]\s*\)"""
-                    r"""|(this)|(ai_query))\s*$""")
-AI_QUERY = "ai_query"
 SAMPLE_ROWS = 10
 
 
 class UnitTestFailure(SqlsynthError):
     """The model could not run on the fixtures (an SQL error, a missing input, an unanswered ai_query)."""
-
-
-# --------------------------------------------------------------------------------------------
-# parsing: `unit_tests:` entries become nodes of type unit_test
-
-
-def _fail(message: str, path: str, entry: Any, hint: str | None = None) -> ConfigError:
-    return ConfigError(message, path=path, line=getattr(entry, "line", None), hint=hint)
-
-
-def _input_key(text: Any, path: str, entry: Any) -> str:
-    """ref('x') -> 'ref:x', source('s', 't') -> 'source:s.t', this -> 'this', ai_query -> 'ai_query'."""
-    match = _INPUT.match(str(text or ""))
-    if not match:
-        raise _fail(f"unit test given input '{text}' is not ref('name'), source('src', 'table'), this or ai_query",
-                    path, entry, hint="input: ref('stg_orders')")
-    if match.group(1):
-        return f"ref:{match.group(2)}"
-    if match.group(3):
-        return f"source:{match.group(4)}.{match.group(5)}"
-    return match.group(6) or AI_QUERY
-
-
-def _rows(item: Any, path: str, what: str) -> list[dict[str, Any]]:
-    """Rows as dicts (format: dict, the default) or a CSV text with a header (format: csv)."""
-    fmt = (item.get("format") or "dict") if isinstance(item, dict) else "dict"
-    if isinstance(item, dict) and item.get("fixture"):
-        raise _fail(f"{what}: fixture files are not supported", path, item, hint="put the rows inline")
-    rows = item.get("rows") if isinstance(item, dict) else None
-    if fmt == "csv":
-        if not isinstance(rows, str):
-            raise _fail(f"{what}: format csv needs rows as a text block (rows: |)", path, item)
-        return [{k: _csv_value(v) for k, v in row.items()} for row in csv.DictReader(io.StringIO(rows.strip()))]
-    if fmt != "dict":
-        raise _fail(f"{what}: format '{fmt}' is not supported", path, item, hint="use format: dict or csv")
-    if rows is None:
-        return []
-    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-        raise _fail(f"{what}: rows must be a list of mappings ({{column: value}})", path, item)
-    return [dict(r) for r in rows]
-
-
-def _csv_value(text: str | None) -> Any:
-    """CSV cells typed as YAML would type them (5 -> int, 2.5 -> float, true, empty -> NULL); the real
-    column's type, when the parent was built, casts them again at run time."""
-    if text is None or text == "":
-        return None
-    if re.fullmatch(r"[+-]?\d+", text):
-        return int(text)
-    if re.fullmatch(r"[+-]?(\d+\.\d*|\.\d+)([eE][+-]?\d+)?", text):
-        return float(text)
-    return {"true": True, "false": False}.get(text.lower(), text)
-
-
-def _check_keys(entry: Any, allowed: set[str], path: str, what: str) -> None:
-    if not isinstance(entry, dict):
-        raise _fail(f"{what} must be a mapping", path, entry)
-    for key in entry:
-        if key not in allowed:
-            raise _fail(f"unknown key '{key}' in {what}", path, entry,
-                        hint=did_you_mean(str(key), allowed) or f"allowed: {', '.join(sorted(allowed))}")
-
-
-def unit_test_fields(project: Any, entry: Any, path: str) -> dict[str, Any]:
-    """One `unit_tests:` entry as the fields of a Node attached to its model (checked here, at load)."""
-    _check_keys(entry, UNIT_TEST_KEYS, path, "unit test")
-    name, model_name = entry.get("name"), entry.get("model")
-    if not name or not model_name:
-        raise _fail("a unit test needs 'name' and 'model'", path, entry)
-    model = project.find(str(model_name), ("model",))
-    if model is None:
-        raise _fail(f"unit test '{name}': no model named '{model_name}'", path, entry,
-                    hint=did_you_mean(str(model_name), [n.name for n in project.by_type("model")]))
-    given = []
-    for item in entry.get("given") or []:
-        _check_keys(item, _GIVEN_KEYS, path, f"unit test '{name}' given")
-        given.append({"input": _input_key(item.get("input"), path, item),
-                      "rows": _rows(item, path, f"unit test '{name}' given {item.get('input')}")})
-    expect = entry.get("expect")
-    _check_keys(expect, {"rows", "format", "fixture"}, path, f"unit test '{name}' expect")
-    overrides = entry.get("overrides") or {}
-    _check_keys(overrides, _OVERRIDE_KEYS, path, f"unit test '{name}' overrides")
-    config = dict(entry.get("config") or {})
-    return {"unique_id": f"unit_test.{project.name}.{model.name}.{name}", "resource_type": "unit_test",
-            "name": str(name), "original_file_path": path, "fqn": [project.name, model.name, str(name)],
-            "config": {"enabled": True, **config}, "description": entry.get("description") or "",
-            "attached_node": model.unique_id, "yaml_path": path, "yaml_line": getattr(entry, "line", None),
-            "unit_test": {"given": given, "expect": _rows(expect, path, f"unit test '{name}' expect"),
-                          "overrides": {k: dict(overrides.get(k) or {}) for k in _OVERRIDE_KEYS}}}
 
 
 # --------------------------------------------------------------------------------------------
@@ -187,7 +89,7 @@ class _Fixtures:
         return Relation("main", _fixture_name(key))
 
 
-def _real_types(project: Any, db: Any, key: str) -> dict[str, str]:
+def _real_types(project: Project, db: Any, key: str) -> dict[str, str]:
     """Column types of the real relation a fixture stands for (metadata only), {} when not built yet."""
     if key == "this":
         return {}
@@ -200,7 +102,7 @@ def _real_types(project: Any, db: Any, key: str) -> dict[str, str]:
     return dict(db.columns(node.schema, node.alias))
 
 
-def _render(project: Any, model: Any, spec: dict[str, Any], fixtures: _Fixtures) -> str:
+def _render(project: Project, model: Node, spec: dict[str, Any], fixtures: _Fixtures) -> str:
     overrides = spec["overrides"]
     macros = dict(overrides["macros"])
     incremental = bool(macros.pop("is_incremental", False))
@@ -262,7 +164,7 @@ class _AIQueryFixture:
         return pa.array(out, type=pa.string())
 
 
-def _connection(project: Any, db: Any, ai_fixture: _AIQueryFixture) -> tuple[Any, Any]:
+def _connection(project: Project, db: Any, ai_fixture: _AIQueryFixture) -> tuple[Any, Any]:
     """An in-memory DuckDB with the project's functions, ai_query replaced by the fixture."""
     import duckdb
 
@@ -304,7 +206,7 @@ def _compare(con: Any, expected: list[dict[str, Any]]) -> UnitTestOutcome:
                            f"{len(diff) - produced} missing row(s) (-)")
 
 
-def run_unit_test(project: Any, db: Any, node: Any) -> UnitTestOutcome:
+def run_unit_test(project: Project, db: Any, node: Node) -> UnitTestOutcome:
     """Build the fixtures, run the model's SQL on them in memory, compare with `expect`."""
     from .compile import close_parser, compile_sql
     from .extensions import registry
