@@ -264,6 +264,28 @@ def clean(ctx, project_dir, include_database):
 
 
 @main.command()
+@project_dir_option()
+@click.pass_context
+@_handle_errors
+def debug(ctx, project_dir):
+    """Check the setup: project files, database and its lock, storage version, endpoints (key, server, local model), extras."""
+    from rich.markup import escape
+
+    from .console import out
+    from .debug import FAIL, run_checks
+
+    root = project_dir or ctx.find_root().params.get("project_dir") or Path(".")
+    checks = run_checks(root.resolve())
+    marks = {"ok": "[green]OK  [/green]", "warn": "[yellow]WARN[/yellow]", "fail": "[red]FAIL[/red]"}
+    for check in checks:
+        out.print(f"{marks[check.status]} {escape(check.name)}: {escape(check.detail)}", highlight=False)
+    failed = [c.name for c in checks if c.status == FAIL]
+    out.print(f"{len(failed)} check(s) failed: {', '.join(failed)}" if failed else "All checks passed.",
+              markup=False)
+    sys.exit(1 if failed else 0)
+
+
+@main.command()
 @click.argument("name")
 @click.option("--force", is_flag=True, help="Write into an existing, non-empty folder.")
 @_handle_errors

@@ -180,6 +180,7 @@ def plan_command(ctx: click.Context, project_dir: Path | None, select: tuple[str
                       exclude=[w for s in exclude for w in s.split()],
                       vars=yaml.safe_load(vars_) if vars_ else {})
     rows = plan(options)
+    _warn_missing_keys(options.project_dir, {r.endpoint for r in rows})
     if as_json:
         out.print(json.dumps([r.as_dict() for r in rows], indent=2), markup=False)
         return
@@ -198,6 +199,20 @@ def plan_command(ctx: click.Context, project_dir: Path | None, select: tuple[str
         table.add_row(r.model, r.endpoint, str(r.rows), str(r.unique), str(r.cached), str(r.to_call),
                       str(r.prompt_tokens), str(r.completion_tokens), cost)
     out.print(table)
+
+
+def _warn_missing_keys(project_dir: Path, names: set[str]) -> None:
+    """An endpoint the plan would call whose key is unset: the run would fail on its first request."""
+    from ..config import load_project_config
+    from ..console import console
+    from .endpoints import endpoints, missing_key
+
+    configured = endpoints(load_project_config(project_dir.resolve()))
+    for name in sorted(names & set(configured)):
+        problem = missing_key(name, configured[name])
+        if problem:
+            console.print(f"[yellow]warning[/yellow] {problem}: `sqlsynth run` would fail on its first call",
+                          highlight=False)
 
 
 COMMANDS = [cache_group, plan_command]

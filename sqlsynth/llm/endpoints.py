@@ -82,6 +82,19 @@ def _create(name: str, endpoint: EndpointConfig) -> Any:
     return TransformersBackend(endpoint, name)
 
 
+def missing_key(name: str, endpoint: EndpointConfig) -> str | None:
+    """Why an openai endpoint has no key (naming the variable, never a value); None when it has one or
+    needs none. `sqlsynth plan` warns with it, `sqlsynth debug` fails with it."""
+    if endpoint.provider != "openai":
+        return None
+    if endpoint.api_key_env:
+        return None if os.environ.get(endpoint.api_key_env) else \
+            f"endpoint '{name}': environment variable {endpoint.api_key_env} is not set"
+    if endpoint.base_url is None:
+        return f"endpoint '{name}' talks to api.openai.com but names no api_key_env"
+    return None
+
+
 def api_key(name: str, endpoint: EndpointConfig) -> str:
     """The key from the environment; an error naming the variable (never its value) when unset."""
     if endpoint.api_key_env:
