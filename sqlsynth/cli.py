@@ -290,12 +290,14 @@ def debug(ctx, project_dir):
 @click.option("--force", is_flag=True, help="Write into an existing, non-empty folder.")
 @_handle_errors
 def init(name, force):
-    """Create a new project folder NAME with example seeds, models, tests and a UDF."""
+    """Create a project NAME: seeds, staging/mart models, data and unit tests, a UDF, and an LLM part (questions answered by ai_query, chat JSONL export)."""
     from .console import console
     from .scaffold import create_project
 
     path = create_project(Path(name), force=force)
-    console.print(f"Created {path}. Next: cd {name} && sqlsynth build")
+    console.print(f"Created {path}. Next: cd {name} && sqlsynth build  (the models tagged llm answer "
+                  "seeds/customer_questions.csv with the bundled local model, ~1 min on a CPU, and write "
+                  "target/exports/chat.jsonl)")
 
 
 @main.command()

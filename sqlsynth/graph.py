@@ -171,7 +171,9 @@ def select(project: Project, graph: Graph, select_: Iterable[str] | None, exclud
     else:
         chosen = set(graph.nodes)
     if exclude:
-        chosen -= _select_expression(project, graph, exclude, state)
+        excluded = _select_expression(project, graph, exclude, state)
+        _attach_tests(graph, excluded)  # dbt: the tests of an excluded node are excluded with it
+        chosen -= excluded
     chosen = {uid for uid in chosen if graph.nodes[uid].resource_type in types}
     if not chosen and select_ and not _compares_with_state(select_):
         names = [n.name for n in graph.nodes.values() if n.resource_type in types]

@@ -22,6 +22,8 @@ from .render import Relation
 from .unit_test_yaml import AI_QUERY
 
 SAMPLE_ROWS = 10
+_AI_QUERY_HINT = ("add it under given: - input: ai_query rows: [{request: ..., response: ...}], "
+                  "or set overrides: {macros: {ai_query: ...}}")
 
 
 class UnitTestFailure(SqlsynthError):
@@ -145,9 +147,8 @@ class _AIQueryFixture:
         elif self.override is not None:
             value = self.override
         else:
-            raise UnitTestFailure(f"ai_query was called with a request the unit test gives no answer for: {key[:200]!r}",
-                                  hint="add it under given: - input: ai_query rows: [{request: ..., response: ...}], "
-                                       "or set overrides: {macros: {ai_query: ...}}")
+            raise UnitTestFailure(f"ai_query was called with a request the unit test gives no answer for: "
+                                  f"{key[:200]!r}", hint=_AI_QUERY_HINT)
         return value if isinstance(value, str) or value is None else json.dumps(value)
 
     def __call__(self, endpoint, request, response_format, parameters, fail_on_error, node):
@@ -239,8 +240,9 @@ def run_unit_test(project: Project, db: Any, node: Node) -> UnitTestOutcome:
         text = re.sub(r"^.*?Python exception occurred while executing the UDF: (\w+: )?", "", str(exc), flags=re.S)
         raise UnitTestFailure(f"unit test '{node.name}' of model '{model.name}': {text.splitlines()[0]}",
                               path=node.yaml_path, line=node.yaml_line,
-                              hint="a given input needs every column the model reads (or build its parents "
-                                   "first: the fixtures then take their columns and types)") from None
+                              hint=_AI_QUERY_HINT if "gives no answer for" in text else
+                              "a given input needs every column the model reads (or build its parents "
+                              "first: the fixtures then take their columns and types)") from None
     finally:
         context.close()
         con.close()

@@ -317,3 +317,13 @@ def test_state_selection_errors(jaffle):
     assert run_cli("ls", cwd=jaffle).returncode == 0
     bad = run_cli("ls", "--state", "target", "-s", "state:changed", cwd=jaffle)
     assert bad.returncode == 2 and "state:modified" in bad.stderr
+
+
+def test_excluding_a_model_excludes_its_tests(jaffle):
+    every = run_cli("ls", "--resource-type", "test", cwd=jaffle).stdout.split()
+    result = run_cli("ls", "--resource-type", "test", "--exclude", "orders", cwd=jaffle)
+    assert result.returncode == 0, result.stderr
+    kept = result.stdout.split()
+    assert any("orders_order_id" in name and "stg_" not in name for name in every)
+    assert not any("orders_order_id" in name and "stg_" not in name for name in kept)
+    assert "test:unique_customers_customer_id" in kept
