@@ -78,7 +78,7 @@ def run_plain_loop(config) -> float:
     loader = DataLoader(dataset, batch_size=config.per_device_train_batch_size, collate_fn=PadCollator(0),
                         sampler=RandomSampler(dataset, generator=torch.Generator().manual_seed(config.seed)))
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.resolved_lr(), weight_decay=0.0)
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1 - s / config.max_steps)
     tokens, start = 0, time.perf_counter()
     batches = iter(loader)

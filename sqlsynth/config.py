@@ -22,7 +22,7 @@ class Strict(BaseModel):
 
 
 class EndpointConfig(Strict):
-    """One named LLM endpoint (see DESIGN.md, ai_query)."""
+    """One named LLM endpoint (README "ai_query: LLM calls from SQL", section Endpoints)."""
 
     provider: Literal["openai", "transformers"] = Field(
         description="openai: any OpenAI-compatible HTTP server; transformers: in-process model")

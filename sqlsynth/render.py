@@ -172,6 +172,10 @@ class Renderer:
     def has_macro(self, name: str) -> bool:
         return name in self.macros
 
+    def macro_file_text(self, name: str) -> str:
+        """The (preprocessed) text of the file that defines macro ``name``; empty when none does."""
+        return self._sources.get(self.macros.get(name, ""), "")
+
     # -- state -------------------------------------------------------------------------------
     def state(self) -> RenderState:
         state = getattr(self._local, "state", None)

@@ -16,7 +16,7 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _csv_header(path: Path, rel: str, delimiter: str, quotechar: str) -> list[str]:
+def csv_header(path: Path, rel: str, delimiter: str, quotechar: str) -> list[str]:
     """Read the header and check every row has as many fields (DuckDB would guess instead)."""
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle, delimiter=delimiter, quotechar=quotechar)
@@ -62,7 +62,7 @@ def seed_select(node, project_dir: Path) -> str:
     if suffix == ".csv":
         delimiter = node.config.get("delimiter", ",")
         quotechar = node.config.get("quote", '"')
-        header = _csv_header(path, rel, delimiter, quotechar)
+        header = csv_header(path, rel, delimiter, quotechar)
         _check_type_columns(types, header, node)
         options = ["header = true", f"delim = {_literal(delimiter)}", f"quote = {_literal(quotechar)}",
                    "strict_mode = true", "sample_size = -1"]

@@ -23,8 +23,7 @@ RESULT_VALUES = ("success", "error", "fail", "pass", "warn", "skipped")
 
 def _macro_text(project: Project, name: str) -> str:
     """The `{% macro name(...) %} ... {% endmacro %}` block (the whole file if it cannot be cut out)."""
-    path = project.renderer.macros.get(name, "")
-    text = project.renderer._sources.get(path, "")
+    text = project.renderer.macro_file_text(name)
     block = re.search(r"{%-?\s*macro\s+" + re.escape(name) + r"\s*\(.*?{%-?\s*endmacro\b", text, re.S)
     return block.group(0) if block else text
 

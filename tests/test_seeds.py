@@ -62,12 +62,12 @@ def test_empty_csv_is_an_error():
     import pathlib
     import tempfile
 
-    from sqlsynth.seeds import _csv_header
+    from sqlsynth.seeds import csv_header
     with tempfile.TemporaryDirectory() as d:
         p = pathlib.Path(d) / "e.csv"
         p.write_text("")
         with pytest.raises(SeedError):
-            _csv_header(p, "seeds/e.csv", ",", '"')
+            csv_header(p, "seeds/e.csv", ",", '"')
 
 
 def test_reader_error_after_the_first_batch_keeps_file_line_and_hint(make_project):

@@ -163,3 +163,15 @@ def test_no_module_name_string_lists_outside_the_registry():
 def test_the_module_name_list_check_finds_one():
     tree = ast.parse('MODULES = ["sqlsynth.llm.plugin", "sqlsynth.corpus.plugin"]\nOK = ("a", "b")')
     assert _module_name_lists(tree) == [1]
+
+
+def test_no_module_imports_another_modules_private_names():
+    """A leading underscore means "this module only": what other modules (and tests) use is public."""
+    offenders = []
+    for path in [*PACKAGE.rglob("*.py"), *(ROOT / "training").rglob("*.py"), *(ROOT / "tests").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith(
+                    ("sqlsynth", "training"))):
+                offenders += [f"{path.relative_to(ROOT)}:{node.lineno} {alias.name}" for alias in node.names
+                              if alias.name.startswith("_") and not alias.name.startswith("__")]
+    assert offenders == []

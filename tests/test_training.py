@@ -69,9 +69,20 @@ def test_flags_parse_into_the_dataclass():
                            "--no-merge-lora", "--test-size", "5", "--local_rank=0", "--overlong", "drop"])
     assert (config.lora, config.merge_lora, config.lr, config.test_size) == (True, False, 3e-4, 5.0)
     assert config.local_rank == 0 and config.overlong == "drop"
-    assert config.resolved_lr() == 3e-4
-    assert parse_config(["--training-dataset", "d", "--local-output-dir", "o"]).resolved_lr() == 1e-5
-    assert parse_config(["--training-dataset", "d", "--local-output-dir", "o", "--lora"]).resolved_lr() == 2e-4
+    assert parse_config(["--training-dataset", "d", "--local-output-dir", "o"]).lr == 1e-5
+    assert parse_config(["--training-dataset", "d", "--local-output-dir", "o", "--lora"]).lr == 2e-4
+
+
+def test_saved_config_shows_the_learning_rate_actually_used(tmp_path):
+    """--lr left out: train_config.json records the rate chosen from --lora, not null."""
+    for flags, rate in (([], 1e-5), (["--lora"], 2e-4), (["--lora", "--lr", "5e-5"], 5e-5)):
+        config = parse_config(["--training-dataset", "d", "--local-output-dir", str(tmp_path), *flags])
+        config.save(tmp_path / "train_config.json")
+        saved = json.loads((tmp_path / "train_config.json").read_text())
+        assert saved["lr"] == rate and saved["lora"] == ("--lora" in flags)
+        lines = (line.split(" = ", 1) for line in config.describe().splitlines())
+        printed = {key.strip(): value for key, value in lines}
+        assert printed["lr"] == str(rate)  # the config printed at start says the same
 
 
 @pytest.mark.parametrize("flags, message", [

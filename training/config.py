@@ -1,7 +1,8 @@
 """The training configuration: one dataclass whose fields carry their own help text.
 
 The argparse parser is generated from the fields (so ``--help`` can never drift from the config),
-and the resolved config is printed at start and saved next to the model as ``train_config.json``.
+and the resolved config (defaults that depend on other flags filled in) is printed at start and saved
+next to the model as ``train_config.json``.
 """
 
 from __future__ import annotations
@@ -73,10 +74,11 @@ class TrainConfig:
     local_rank: int = _opt(-1, "Set by the deepspeed/torchrun launcher; do not pass it yourself.",
                            aliases=("--local_rank",))
 
-    def resolved_lr(self) -> float:
-        if self.lr is not None:
-            return self.lr
-        return 2e-4 if self.lora else 1e-5
+    def __post_init__(self) -> None:
+        # Defaults that depend on other flags are resolved here, once, so the printed config and the
+        # saved train_config.json show the values training actually used (never a bare None).
+        if self.lr is None:
+            self.lr = 2e-4 if self.lora else 1e-5
 
     def lora_target_modules(self) -> str | list[str]:
         targets = [t.strip() for t in self.lora_targets.split(",") if t.strip()]

@@ -176,7 +176,7 @@ def training_arguments(config: TrainConfig, has_eval: bool):
         per_device_train_batch_size=config.per_device_train_batch_size,
         per_device_eval_batch_size=config.per_device_eval_batch_size,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
-        learning_rate=config.resolved_lr(),
+        learning_rate=config.lr,
         warmup_steps=config.warmup_steps,
         logging_steps=config.logging_steps,
         logging_first_step=True,

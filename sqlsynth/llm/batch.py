@@ -88,7 +88,7 @@ class BatchAnswerer:
     def answer(self, endpoint: str, requests: list[str | None], response_format: str | None,
             parameters: list[str | None], node: str | None = None) -> list[Outcome]:
         fmt = parse_response_format(response_format, self.models) if response_format else None
-        config = None if endpoints.is_registered_backend(endpoint) else endpoints.resolve(endpoint, self.config)
+        config = endpoints.resolve(endpoint, self.config)
         identity = endpoints.identity(endpoint, self.config)
         keys, jobs = self._jobs(endpoint, requests, parameters, fmt, config, identity)
         collector = plan.active()
@@ -102,12 +102,12 @@ class BatchAnswerer:
 
     def _jobs(self, endpoint_name: str, requests: list[str | None], parameters: list[str | None],
               fmt: ResponseFormat | None,
-              config: EndpointConfig | None, identity: dict[str, Any]
+              config: EndpointConfig, identity: dict[str, Any]
               ) -> tuple[list[str | None], dict[str, _Job]]:
         keys: list[str | None] = []
         jobs: dict[str, _Job] = {}
-        defaults = config.parameters if config else None
-        provider = config.provider if config else None
+        defaults = config.parameters
+        provider = config.provider
         schema = fmt.json_schema if fmt else None
         keymaker = KeyMaker(identity, schema)
         for request, params in zip(requests, parameters, strict=False):
@@ -122,12 +122,12 @@ class BatchAnswerer:
                 sent = {k: v for k, v in merged.items() if k not in CACHE_ONLY}
                 legacy = legacy_parameters(defaults, params)
                 jobs[key] = _Job(key, LLMRequest(tuple(messages), sent, schema), messages, merged,
-                                 invalid_left=config.invalid_retries if config else 2,
+                                 invalid_left=config.invalid_retries,
                                  legacy_key=keymaker.key(messages, legacy) if legacy else None)
         return keys, jobs
 
     def _dry_run(self, collector: Any, endpoint: str, node: str | None, keys: list[str | None],
-                 jobs: dict[str, _Job], fmt: ResponseFormat | None, config: EndpointConfig | None
+                 jobs: dict[str, _Job], fmt: ResponseFormat | None, config: EndpointConfig
                  ) -> list[Outcome]:
         """`sqlsynth plan`: count and estimate; answer with format-shaped placeholders, call nothing."""
         hits = self.cache.lookup(list(jobs))
@@ -136,7 +136,7 @@ class BatchAnswerer:
         prompt = [sum(len(m["content"]) for m in jobs[k].messages) // 4 + 1 for k in real]
         answer = [int(jobs[k].parameters.get("max_tokens") or jobs[k].parameters.get("max_new_tokens")
                       or plan.DEFAULT_ANSWER_TOKENS) for k in real]
-        prices = (config.price_per_1k_input_tokens, config.price_per_1k_output_tokens) if config else (None, None)
+        prices = (config.price_per_1k_input_tokens, config.price_per_1k_output_tokens)
         collector.add(node or "(query)", endpoint, real, cached, prompt, answer, prices)
         # Cached rows answer for real; the others with a distinct format-shaped placeholder, so models
         # downstream (unnest, joins) see the right number of rows.
@@ -148,7 +148,7 @@ class BatchAnswerer:
 
 
 class _Batch:
-    def __init__(self, answerer: BatchAnswerer, endpoint: str, config: EndpointConfig | None, backend: Any,
+    def __init__(self, answerer: BatchAnswerer, endpoint: str, config: EndpointConfig, backend: Any,
                  identity: dict[str, Any], fmt: ResponseFormat | None, node: str | None, rows: int):
         self.answerer, self.endpoint, self.config, self.backend = answerer, endpoint, config, backend
         self.identity, self.fmt, self.node = identity, fmt, node
@@ -356,7 +356,7 @@ class _Batch:
                     final.set_result(answers.get(job.key) or Outcome(None, "cancelled"))
 
     def _check_budget(self, needed: int) -> None:
-        limit = self.config.max_calls if self.config else None
+        limit = self.config.max_calls
         if limit is None or not needed:
             return
         made = calls_made(self.endpoint) + self.counters.calls
@@ -411,12 +411,12 @@ class _SyncBatcher:
         threading.Thread(target=self._work, name="sqlsynth-local", daemon=True).start()
 
     @classmethod
-    def for_backend(cls, backend: Any, config: EndpointConfig | None) -> _SyncBatcher:
+    def for_backend(cls, backend: Any, config: EndpointConfig) -> _SyncBatcher:
         with cls._lock:
             batcher = cls._instances.get(id(backend))
             if batcher is None:
                 # 64: the local backend's CPU batch cap (bench: 96 vs ~80 tokens/s for 32); it splits further by memory
-                chunk = (config.batch_size if config and config.batch_size else None) or 64
+                chunk = config.batch_size or 64
                 batcher = cls._instances[id(backend)] = cls(backend, chunk)
             return batcher
 

@@ -41,15 +41,10 @@ _CALL_COLUMNS = ("ts", "endpoint", "provider", "model", "key", "node", "status",
                  "prompt_tokens", "completion_tokens", "latency_ms", "error", "finish_reason")
 
 
-def cache_key(identity: dict[str, Any], messages: Any, parameters: dict[str, Any],
-              response_schema: dict[str, Any] | None) -> str:
-    """sha256 over everything that changes the answer; temperature included, so only seed/sample_id
-    (or another parameter) makes a distinct sample."""
-    return KeyMaker(identity, response_schema).key(messages, parameters)
-
-
 class KeyMaker:
-    """cache_key with the per-batch constant part (endpoint identity, schema) serialised once."""
+    """Cache keys: sha256 over everything that changes the answer (endpoint identity, response schema,
+    messages, parameters; temperature included, so only seed/sample_id or another parameter makes a
+    distinct sample). The per-batch constant part (identity, schema) is serialised once."""
 
     def __init__(self, identity: dict[str, Any], response_schema: dict[str, Any] | None):
         self._prefix = hashlib.sha256(_canonical([identity, response_schema]).encode())

@@ -20,7 +20,6 @@ NO_KEY = "sk-no-key-required"  # local servers (vLLM, Ollama) accept any key
 
 _lock = threading.Lock()
 _backends: dict[tuple[str, str], Any] = {}
-_overrides: dict[str, Any] = {}  # tests / embedding apps: name → backend object
 
 
 def endpoints(config: ProjectConfig | None) -> dict[str, EndpointConfig]:
@@ -33,7 +32,7 @@ def resolve(name: str, config: ProjectConfig | None) -> EndpointConfig:
     known = endpoints(config)
     if name in known:
         return known[name]
-    names = sorted(set(known) | set(_overrides))
+    names = sorted(known)
     raise EndpointError(f"unknown endpoint '{name}' (known: {', '.join(names)})",
                         path="project.yml",
                         hint=did_you_mean(name, names) or f"add it under `endpoints:` in project.yml:\n"
@@ -43,8 +42,6 @@ def resolve(name: str, config: ProjectConfig | None) -> EndpointConfig:
 
 def get_backend(name: str, config: ProjectConfig | None) -> Any:
     """The process-wide backend for an endpoint name (created on first use)."""
-    if name in _overrides:
-        return _overrides[name]
     endpoint = resolve(name, config)
     key = (name, endpoint.model_dump_json())
     with _lock:
@@ -52,20 +49,6 @@ def get_backend(name: str, config: ProjectConfig | None) -> Any:
         if backend is None:
             backend = _backends[key] = _create(name, endpoint)
         return backend
-
-
-def register_backend(name: str, backend: Any) -> None:
-    """Serve an endpoint name with a given backend object (anything with identity/generate_many)."""
-    _overrides[name] = backend
-
-
-def unregister_backend(name: str) -> None:
-    _overrides.pop(name, None)
-
-
-def is_registered_backend(name: str) -> bool:
-    """Whether register_backend serves this name (it then has no endpoint config to resolve)."""
-    return name in _overrides
 
 
 def _create(name: str, endpoint: EndpointConfig) -> Any:
@@ -113,8 +96,6 @@ def api_key(name: str, endpoint: EndpointConfig) -> str:
 
 def identity(name: str, config: ProjectConfig | None) -> dict[str, Any]:
     """Cache identity without creating a backend (plan, stats): provider, base_url, model."""
-    if name in _overrides:
-        return _overrides[name].identity()
     endpoint = resolve(name, config)
     if endpoint.provider == "openai":
         from .openai_backend import OPENAI_URL

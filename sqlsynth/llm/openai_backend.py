@@ -5,7 +5,7 @@ Transport: ``AsyncOpenAI`` with ``DefaultAioHttpClient`` on the shared backgroun
 with the client's generic ``post`` (auth, timeouts, error classes kept; no per-request param transform
 or pydantic parsing). Measured on 2 busy cores against the local stub (2,000 requests, 200 ms, 64 in
 flight, bound 320 req/s): ``chat.completions.create`` 1.15 ms CPU/request, ``with_raw_response``
-0.97 ms, ``post`` 0.68 ms; raw aiohttp 0.19 ms; DESIGN.md has httpx at 20 ms and the sync client far
+0.97 ms, ``post`` 0.68 ms; raw aiohttp 0.19 ms; an earlier design measurement had httpx at 20 ms and the sync client far
 behind. ``post`` keeps the client while costing half the CPU.
 
 The client's own retries are off: we retry here (exponential backoff with jitter, honouring

@@ -155,11 +155,6 @@ def parse_parameters_json(text: str | None) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted(validate_parameters(data).items(), key=lambda kv: kv[0]))
 
 
-def merge(defaults: dict[str, Any], call: dict[str, Any]) -> dict[str, Any]:
-    """Call parameters override the endpoint's `parameters:` defaults (both canonical)."""
-    return {**validate_parameters(defaults), **validate_parameters(call)}
-
-
 def openai_arguments(parameters: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(keyword arguments of chat.completions.create, extra_body) for OpenAI-compatible servers."""
     known = {"temperature", "max_tokens", "top_p", "seed", "stop", "presence_penalty", "frequency_penalty",

@@ -134,18 +134,14 @@ def _structure(node: exp.Expression | None, tctx: Any, functions: Any) -> Any:
 
 
 def _endpoint_config(node: exp.Expression, functions: Any) -> Any:
-    """The endpoint's config when the name is a constant of a project endpoint (not a registered one)."""
+    """The endpoint's config when the name is a constant."""
     if functions is None or not (isinstance(node, exp.Literal) and node.is_string):
-        return None
-    if endpoints.is_registered_backend(node.this):
         return None
     return endpoints.resolve(node.this, getattr(functions, "config", None))
 
 
 def _check_endpoint(node: exp.Expression, tctx: Any, functions: Any) -> None:
     if functions is None or not (isinstance(node, exp.Literal) and node.is_string):
-        return
-    if endpoints.is_registered_backend(node.this):
         return
     try:
         endpoints.resolve(node.this, getattr(functions, "config", None))
