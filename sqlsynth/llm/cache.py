@@ -19,7 +19,7 @@ from typing import Any
 import duckdb
 
 SCHEMA = "sqlsynth"
-_DDL = f"""
+CACHE_DDL = f"""
 CREATE SCHEMA IF NOT EXISTS {SCHEMA};
 CREATE TABLE IF NOT EXISTS {SCHEMA}.cache (
     key VARCHAR PRIMARY KEY,
@@ -34,10 +34,10 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.calls (
 ALTER TABLE {SCHEMA}.calls ADD COLUMN IF NOT EXISTS finish_reason VARCHAR;
 ALTER TABLE {SCHEMA}.cache ADD COLUMN IF NOT EXISTS finish_reason VARCHAR;
 """
-_CACHE_COLUMNS = ("key", "endpoint", "provider", "model", "base_url", "request", "parameters",
+CACHE_COLUMNS = ("key", "endpoint", "provider", "model", "base_url", "request", "parameters",
                   "response_format", "response", "prompt_tokens", "completion_tokens", "created_at",
                   "finish_reason")
-_CALL_COLUMNS = ("ts", "endpoint", "provider", "model", "key", "node", "status", "attempts",
+CALL_COLUMNS = ("ts", "endpoint", "provider", "model", "key", "node", "status", "attempts",
                  "prompt_tokens", "completion_tokens", "latency_ms", "error", "finish_reason")
 
 
@@ -102,7 +102,7 @@ class Cache:
         if self._cursor is None:
             self._cursor = self._connection.cursor()
             try:
-                self._cursor.execute(_DDL)
+                self._cursor.execute(CACHE_DDL)
             except duckdb.Error as exc:  # read-only database: answers still work, nothing persists
                 self.writable = False
                 self.warning = f"ai_query cache is not persisted: {str(exc).splitlines()[0]}"
@@ -148,12 +148,12 @@ class Cache:
                            r.identity.get("base_url"), json.dumps(r.messages), json.dumps(r.parameters),
                            r.response_format, r.response, r.prompt_tokens, r.completion_tokens, now, r.finish_reason)
                           for r in rows]
-                _insert(cur, "cache", _CACHE_COLUMNS, values, ignore=True)
+                _insert(cur, "cache", CACHE_COLUMNS, values, ignore=True)
             if calls:
                 values = [(now, c.endpoint, c.identity.get("provider"), c.identity.get("model"), c.key,
                            c.node, c.status, c.attempts, c.prompt_tokens, c.completion_tokens,
                            round(c.latency_ms, 3), c.error, c.finish_reason) for c in calls]
-                _insert(cur, "calls", _CALL_COLUMNS, values, ignore=False)
+                _insert(cur, "calls", CALL_COLUMNS, values, ignore=False)
 
     def close(self) -> None:
         with self._lock:

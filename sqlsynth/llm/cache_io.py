@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SqlsynthError
-from .cache import _CACHE_COLUMNS, _DDL, SCHEMA
+from .cache import CACHE_COLUMNS, CACHE_DDL, SCHEMA
 
 # Parquet key/value metadata that marks a file written by `sqlsynth cache export`
 FILE_MARK = b"sqlsynth.cache"
@@ -30,7 +30,7 @@ def arrow_schema() -> Any:
     import pyarrow as pa
 
     types = {"prompt_tokens": pa.int32(), "completion_tokens": pa.int32(), "created_at": pa.timestamp("us")}
-    return pa.schema([(name, types.get(name, pa.string())) for name in _CACHE_COLUMNS],
+    return pa.schema([(name, types.get(name, pa.string())) for name in CACHE_COLUMNS],
                      metadata={FILE_MARK: FILE_VERSION})
 
 
@@ -137,7 +137,7 @@ def _duckdb_has_cache(con: Any) -> bool:
 
 def duckdb_export(con: Any, path: Path, endpoint: str | None = None) -> int:
     """Write the project's DuckDB cache (con None: no database yet, an empty file) to PATH."""
-    columns = ", ".join(_CACHE_COLUMNS)
+    columns = ", ".join(CACHE_COLUMNS)
     if con is None or not _duckdb_has_cache(con):
         return write_file(arrow_schema().empty_table(), path)
     table = con.sql(f"SELECT {columns} FROM {SCHEMA}.cache ORDER BY key").to_arrow_table()
@@ -146,9 +146,9 @@ def duckdb_export(con: Any, path: Path, endpoint: str | None = None) -> int:
 
 def duckdb_import(con: Any, path: Path) -> ImportCounts:
     table = read_file(path)
-    con.execute(_DDL)
+    con.execute(CACHE_DDL)
     before = con.execute(f"SELECT count(*) FROM {SCHEMA}.cache").fetchall()[0][0]
-    columns = ", ".join(_CACHE_COLUMNS)
+    columns = ", ".join(CACHE_COLUMNS)
     con.register("__sqlsynth_cache_import", table)
     try:
         con.execute(f"INSERT OR IGNORE INTO {SCHEMA}.cache ({columns}) "
@@ -166,14 +166,14 @@ SPARK_TABLE = f"`{SCHEMA}`.`cache`"
 
 def _spark_ddl(table_format: str) -> str:
     types = {"prompt_tokens": "int", "completion_tokens": "int", "created_at": "timestamp_ntz"}
-    columns = ", ".join(f"`{name}` {types.get(name, 'string')}" for name in _CACHE_COLUMNS)
+    columns = ", ".join(f"`{name}` {types.get(name, 'string')}" for name in CACHE_COLUMNS)
     return f"create table if not exists {SPARK_TABLE} ({columns}) using {table_format}"
 
 
 def spark_export(spark: Any, path: Path, endpoint: str | None = None) -> int:
     if not spark.catalog.tableExists(SPARK_TABLE):
         return write_file(arrow_schema().empty_table(), path)
-    frame = spark.table(SPARK_TABLE).select(*[f"`{name}`" for name in _CACHE_COLUMNS]).orderBy("key")
+    frame = spark.table(SPARK_TABLE).select(*[f"`{name}`" for name in CACHE_COLUMNS]).orderBy("key")
     return write_file(_only(conform(frame.toArrow(), str(path)), endpoint), path)
 
 
@@ -185,7 +185,7 @@ def spark_import(spark: Any, path: Path, table_format: str = "parquet") -> Impor
     incoming = spark.createDataFrame(table)
     new = incoming.join(spark.table(SPARK_TABLE).select("key"), on="key", how="left_anti")
     # collected before the append: a plan that reads the table it writes to is not allowed everywhere
-    rows = new.select(*[f"`{name}`" for name in _CACHE_COLUMNS]).toArrow()
+    rows = new.select(*[f"`{name}`" for name in CACHE_COLUMNS]).toArrow()
     if rows.num_rows:
         spark.createDataFrame(conform(rows, str(path))).write.insertInto(SPARK_TABLE)
     return ImportCounts(in_file=table.num_rows, new=rows.num_rows)
