@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo eval test test-fast lint bench clean
+.PHONY: install demo eval eval-source test test-fast lint bench clean
 
 install: $(STAMP)
 
@@ -27,8 +27,23 @@ demo: install
 EVAL_STEPS ?= 40
 STUDENT    := target/student
 
+# Real customer questions for the held-out set: banking77's test.csv in BANKING77_DIR (or the
+# SQLSYNTH_BANKING77_DIR environment variable); without it, the project's own 60 held-out questions.
+BANKING77_DIR ?= $(or $(SQLSYNTH_BANKING77_DIR),../shared/data/banking77)
+EVAL_SOURCE   := $(if $(wildcard $(BANKING77_DIR)/test.csv),banking77,shipped)
+ifeq ($(EVAL_SOURCE),banking77)
+EVAL_SOURCE_LINE := eval questions: banking77 from $(BANKING77_DIR)/test.csv
+else
+EVAL_SOURCE_LINE := eval questions: the project's held-out set (seeds/eval_heldout_questions.csv); no banking77 at $(BANKING77_DIR)/test.csv (set BANKING77_DIR to use it)
+endif
+
+eval-source:
+	@echo "$(EVAL_SOURCE_LINE)"
+
 eval: demo $(STUDENT)/training_summary.json
-	$(VENV)/bin/sqlsynth build -s tag:eval --vars '{run_eval: true}'
+	@echo "$(EVAL_SOURCE_LINE)"
+	$(VENV)/bin/sqlsynth build -s tag:eval \
+		--vars '{run_eval: true, eval_real_questions: $(EVAL_SOURCE), banking77_dir: "$(abspath $(BANKING77_DIR))"}'
 	$(VENV)/bin/sqlsynth report
 
 $(STUDENT)/training_summary.json: target/exports/chat_train.jsonl
