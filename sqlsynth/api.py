@@ -302,14 +302,9 @@ def clean(project_dir: Path, include_database: bool = False) -> list[Path]:
 def report(options: Options, metrics: str, examples: str | None, training_summary: Path | None,
            out_dir: Path | None) -> Path:
     """Write target/report/index.html from the metrics/examples relations and a training summary."""
-    from .html_report import build_report
+    from .html_report import build_report, training_summary_path
 
     project, _graph = load(options)
-    if training_summary is None:
-        student = project.vars.get("student_model_dir", "target/student")
-        training_summary = project.dir / student / "training_summary.json"
-    elif not training_summary.is_absolute():
-        training_summary = project.dir / training_summary
     with Database(project, read_only=True) as db:
-        return build_report(project, db, metrics, examples, training_summary,
+        return build_report(project, db, metrics, examples, training_summary_path(project, training_summary),
                             out_dir or project.target_dir / "report")

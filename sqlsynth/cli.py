@@ -20,25 +20,10 @@ from .cli_options import (
     MultiWordOption,
     exclude_option,
     ls_json,
+    parse_vars,
     project_dir_option,
     select_option,
 )
-
-
-def _parse_vars(text: str | None) -> dict:
-    if not text:
-        return {}
-    import yaml
-
-    from .yamlfile import parse_yaml
-
-    try:
-        value = parse_yaml(text, "--vars")  # YAML is a superset of JSON, as in dbt; bounded in size
-    except yaml.YAMLError as exc:
-        raise click.BadParameter(f"not valid JSON/YAML: {exc}", param_hint="--vars") from None
-    if not isinstance(value, dict):
-        raise click.BadParameter("expected a mapping, e.g. '{\"n_questions\": 5}'", param_hint="--vars")
-    return value
 
 
 def _common(command):
@@ -67,7 +52,7 @@ def _options(ctx: click.Context, project_dir, select, exclude, vars_, target_pat
     root = ctx.find_root().params.get("project_dir")
     words = [w for s in select for w in s.split()]
     return Options(project_dir=project_dir or root or Path("."), select=words,
-                   exclude=[w for s in exclude for w in s.split()], vars=_parse_vars(vars_),
+                   exclude=[w for s in exclude for w in s.split()], vars=parse_vars(vars_),
                    target_path=target_path, **extra)
 
 

@@ -7,6 +7,23 @@ from pathlib import Path
 import click
 
 
+def parse_vars(text: str | None) -> dict:
+    """--vars as JSON/YAML (YAML is a superset of JSON, as in dbt; bounded in size) → a mapping."""
+    if not text:
+        return {}
+    import yaml
+
+    from .yamlfile import parse_yaml
+
+    try:
+        value = parse_yaml(text, "--vars")
+    except yaml.YAMLError as exc:
+        raise click.BadParameter(f"not valid JSON/YAML: {exc}", param_hint="--vars") from None
+    if not isinstance(value, dict):
+        raise click.BadParameter("expected a mapping, e.g. '{\"n_questions\": 5}'", param_hint="--vars")
+    return value
+
+
 class MultiWordOption(click.Option):
     """A repeatable option that also swallows the space-separated words after it (dbt's selectors).
 

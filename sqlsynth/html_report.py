@@ -180,6 +180,14 @@ def _read_relation(db: Any, name: str) -> tuple[list[str], list[tuple]]:
     return [d[0] for d in result.description], result.fetchall()
 
 
+def training_summary_path(project: Any, given: Path | None) -> Path:
+    """The trainer's training_summary.json: the given path (relative to the project), else the one in
+    the student model folder (var student_model_dir)."""
+    if given is None:
+        return project.dir / project.vars.get("student_model_dir", "target/student") / "training_summary.json"
+    return given if given.is_absolute() else project.dir / given
+
+
 def build_report(project: Any, db: Any, metrics: str, examples: str | None, training_summary: Path | None,
                  out_dir: Path) -> Path:
     """Read the metrics/examples relations and the training summary; write out_dir/index.html."""
