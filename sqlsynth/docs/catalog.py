@@ -183,7 +183,7 @@ def describe_node(node: Node, project: Project, facts: DatabaseFacts, artifacts:
 def node_tests(project: Project) -> dict[str, list[str]]:
     """unique_id of a model/seed/source → the data tests that check it."""
     tested: dict[str, list[str]] = {}
-    for test in project.by_type("test"):
+    for test in project.by_type("test", "unit_test"):
         targets = [test.attached_node] if test.attached_node else test.depends_on
         for uid in targets:
             tested.setdefault(uid, []).append(test.unique_id)

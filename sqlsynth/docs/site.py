@@ -16,7 +16,8 @@ from .layout import NODE_H, NODE_W, layout
 from .tokens import token_counter
 
 STATIC = Path(__file__).parent / "static"
-GRAPH_TYPES = ("source", "seed", "model", "test", "export")
+GRAPH_TYPES = ("source", "seed", "model", "test", "unit_test", "export")
+CHECK_TYPES = ("test", "unit_test")  # hidden in the default view: a project has many
 
 
 def _export_node(model: dict[str, Any], project: Project, count_tokens: Any, truncated: set[str]) -> dict[str, Any]:
@@ -64,7 +65,7 @@ def collect(project: Project, tokenizer: str | None = None) -> dict[str, Any]:
 
 def _graph(order: list[str], edges: list[tuple[str, str]], nodes: dict[str, Any]) -> dict[str, Any]:
     """Two layouts: without data tests (the default view: a project has many) and with them."""
-    untested = [uid for uid in order if nodes[uid]["type"] != "test"]
+    untested = [uid for uid in order if nodes[uid]["type"] not in CHECK_TYPES]
     plain, width, height = layout(untested, edges)
     full, full_width, full_height = layout(order, edges)
     return {"node_width": NODE_W, "node_height": NODE_H, "edges": edges,

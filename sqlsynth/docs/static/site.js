@@ -4,7 +4,8 @@
 (function () {
   const DATA = JSON.parse(document.getElementById("docs-data").textContent);
   const SVG = "http://www.w3.org/2000/svg";
-  const TYPES = ["source", "seed", "model", "test", "export"];
+  const TYPES = ["source", "seed", "model", "test", "unit_test", "export"];
+  const CHECKS = ["test", "unit_test"];  // data tests and unit tests: hidden until asked for
 
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
@@ -72,7 +73,7 @@
   const W = G.node_width, H = G.node_height, PAD = 20;
   const search = el("input", { type: "search", placeholder: "find a node…", id: "node-search" });
   const filters = TYPES.map(t => el("label", {}, el("input", { type: "checkbox", "data-type": t,
-    checked: t === "test" ? null : "" }), " " + t + (t === "test" ? "s (data tests)" : "")));
+    checked: CHECKS.includes(t) ? null : "" }), " " + t.replace("_", " ") + "s"));
   const legend = el("span", { class: "legend" }, TYPES.map(t => el("span", { class: "node " + t }, t)));
   const graph = svg("svg", { id: "graph" });
   const details = el("div", { id: "details" });
@@ -146,7 +147,7 @@
   }
   function refresh(selected) {
     const hidden = hiddenTypes(), term = search.value.trim().toLowerCase();
-    place(hidden.has("test") ? "plain" : "full");
+    place(CHECKS.every(t => hidden.has(t)) ? "plain" : "full");
     const near = new Set(selected ? [selected] : []);
     for (const e of edges) if (e.from === selected || e.to === selected) { near.add(e.from); near.add(e.to); }
     for (const n of G.nodes) {
@@ -235,7 +236,7 @@
     const usage = DATA.last_run && DATA.last_run.usage;
     fill(details, el("h2", {}, "Project " + DATA.project),
       el("p", { class: "note" }, "Click a node for its SQL, columns, tests, last run and LLM calls."),
-      kv(TYPES.map(t => [t + "s", counts[t] || 0])),
+      kv(TYPES.map(t => [t.replace("_", " ") + "s", counts[t] || 0])),
       DATA.last_run ? [el("h3", {}, "Last run"), kv([["command", DATA.last_run.command],
         ["at", DATA.last_run.generated_at], ["elapsed s", DATA.last_run.elapsed_time]])] : el("p", {}, "No run yet."),
       usage ? [el("h3", {}, "LLM usage of the last run"), kv([["calls", usage.calls], ["cache hits", usage.cached],
