@@ -2,6 +2,7 @@
 
 import html
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -44,6 +45,8 @@ def test_report_without_metrics_is_a_clear_error(fixture_project):
 def test_report_renders_in_headless_chromium(fixture_project, tmp_path):
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
+        if os.environ.get("SQLSYNTH_REQUIRE_CHROMIUM"):
+            pytest.fail("SQLSYNTH_REQUIRE_CHROMIUM is set but chromium is not installed")
         pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
     from PIL import Image
 
