@@ -100,6 +100,10 @@ class Cache:
 
     def _cur(self) -> duckdb.DuckDBPyConnection:
         if self._cursor is None:
+            # Commits go through Arrow: import it now, before the first requests are sent, not in the
+            # first commit (a loaded box spent most of a second there, and a kill -9 then lost it all).
+            import pyarrow  # noqa: F401
+
             self._cursor = self._connection.cursor()
             try:
                 self._cursor.execute(CACHE_DDL)
@@ -143,23 +147,37 @@ class Cache:
             cur = self._cur()
             if not self.writable:
                 return
-            if rows:
-                values = [(r.key, r.endpoint, r.identity.get("provider"), r.identity.get("model"),
-                           r.identity.get("base_url"), json.dumps(r.messages), json.dumps(r.parameters),
-                           r.response_format, r.response, r.prompt_tokens, r.completion_tokens, now, r.finish_reason)
-                          for r in rows]
-                _insert(cur, "cache", CACHE_COLUMNS, values, ignore=True)
-            if calls:
-                values = [(now, c.endpoint, c.identity.get("provider"), c.identity.get("model"), c.key,
-                           c.node, c.status, c.attempts, c.prompt_tokens, c.completion_tokens,
-                           round(c.latency_ms, 3), c.error, c.finish_reason) for c in calls]
-                _insert(cur, "calls", CALL_COLUMNS, values, ignore=False)
+            cur.execute("BEGIN TRANSACTION")  # one commit (one WAL sync) for both tables
+            try:
+                _insert_rows(cur, rows, now)
+                _insert_calls(cur, calls, now)
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
 
     def close(self) -> None:
         with self._lock:
             if self._cursor is not None:
                 self._cursor.close()
                 self._cursor = None
+
+
+def _insert_rows(cur: duckdb.DuckDBPyConnection, rows: list[CacheRow], now: dt.datetime) -> None:
+    if rows:
+        values = [(r.key, r.endpoint, r.identity.get("provider"), r.identity.get("model"),
+                   r.identity.get("base_url"), json.dumps(r.messages), json.dumps(r.parameters),
+                   r.response_format, r.response, r.prompt_tokens, r.completion_tokens, now, r.finish_reason)
+                  for r in rows]
+        _insert(cur, "cache", CACHE_COLUMNS, values, ignore=True)
+
+
+def _insert_calls(cur: duckdb.DuckDBPyConnection, calls: list[CallRow], now: dt.datetime) -> None:
+    if calls:
+        values = [(now, c.endpoint, c.identity.get("provider"), c.identity.get("model"), c.key,
+                   c.node, c.status, c.attempts, c.prompt_tokens, c.completion_tokens,
+                   round(c.latency_ms, 3), c.error, c.finish_reason) for c in calls]
+        _insert(cur, "calls", CALL_COLUMNS, values, ignore=False)
 
 
 def _insert(cur: duckdb.DuckDBPyConnection, table: str, columns: tuple[str, ...],

@@ -1,14 +1,13 @@
 """provider: openai — any OpenAI-compatible chat-completions server (OpenAI, Databricks serving, vLLM,
 Ollama, llama.cpp).
 
-Transport: ``AsyncOpenAI`` with ``DefaultAioHttpClient`` on the shared background loop, requests sent
-with the client's generic ``post`` (auth, timeouts, error classes kept; no per-request param transform
-or pydantic parsing). Measured on 2 busy cores against the local stub (2,000 requests, 200 ms, 64 in
-flight, bound 320 req/s): ``chat.completions.create`` 1.15 ms CPU/request, ``with_raw_response``
-0.97 ms, ``post`` 0.68 ms; raw aiohttp 0.19 ms; an earlier design measurement had httpx at 20 ms and the sync client far
-behind. ``post`` keeps the client while costing half the CPU.
+Transport: transport.JSONTransport (one aiohttp session) on the shared background loop. The openai
+client measured 0.68 ms CPU/request even through its generic ``post`` (1.15 ms for
+``chat.completions.create``) against 0.19 ms for raw aiohttp; its auth header, timeout and error
+classification are reproduced here (401/403/404 fatal for the endpoint, 400 fatal or a rejected
+response_format, 409/429/5xx retried with Retry-After).
 
-The client's own retries are off: we retry here (exponential backoff with jitter, honouring
+Retries are ours (exponential backoff with jitter, honouring
 Retry-After) so that 429/5xx/timeouts/connection errors *and* unusable 200 answers (non-JSON body,
 truncated body, empty choice list) all follow one policy and are counted.
 """
@@ -18,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import socket
 import time
 from typing import Any
 
@@ -27,6 +25,7 @@ from ..console import console
 from . import aio
 from .concurrency import AdaptiveLimit
 from .params import openai_arguments
+from .transport import JSONTransport, StatusError, TimedOut, Unreachable, Unreadable
 from .types import LLMRequest, LLMResult
 
 OPENAI_URL = "https://api.openai.com/v1"
@@ -236,42 +235,31 @@ class OpenAIBackend:
             limit.release()  # type: ignore[union-attr]
         return self._result(response)
 
-    async def _post(self, client: Any, body: dict[str, Any], use_format: bool, ticket: int) -> Any:
-        """One POST; the openai client's errors mapped to retry / fatal / format-rejected."""
-        import openai
-
+    async def _post(self, client: JSONTransport, body: dict[str, Any], use_format: bool, ticket: int) -> Any:
+        """One POST; what happened mapped to retry / fatal / format-rejected."""
         try:
-            # The client's generic post: same auth, timeouts and error classes as
-            # chat.completions.create, without its per-request param transform and pydantic
-            # parsing: 0.68 vs 1.15 ms CPU per request on 2 cores (bench/RESULTS.md).
-            response = await client.post("/chat/completions", body=body, cast_to=object)
-        except openai.RateLimitError as exc:
-            asked = _retry_after(exc)
-            self._warn_throttled(asked)
-            paused = None if asked is None else min(max(asked, 0.0), self.endpoint.retry_max_s)
-            self.concurrency.throttled(ticket, paused)  # type: ignore[union-attr]
-            raise _Retryable(self._describe(exc), _retry_after(exc)) from None
-        except (openai.InternalServerError, openai.ConflictError) as exc:
-            raise _Retryable(self._describe(exc), _retry_after(exc)) from None
-        except openai.APITimeoutError as exc:
-            refused = _root_cause(exc)
-            if isinstance(refused, (ConnectionError, socket.gaierror)):  # aiohttp reports refusals as timeouts
-                raise _Retryable(f"cannot reach {self.base_url}: {refused}") from None
+            return await client.post("/chat/completions", body)
+        except StatusError as exc:
+            raise self._classified(exc, use_format, ticket) from None
+        except TimedOut:
             raise _Retryable(f"no answer within timeout_s={self.endpoint.timeout_s}") from None
-        except openai.APIConnectionError as exc:
+        except Unreachable as exc:
             raise _Retryable(f"cannot reach {self.base_url}: {self._scrub(str(exc))}") from None
-        except openai.BadRequestError as exc:
-            if use_format and _about_format(self._describe(exc)):
-                raise _FormatRejected() from None
-            raise _Fatal(self._describe(exc)) from None
-        except openai.APIStatusError as exc:
-            if exc.status_code >= 500:
-                raise _Retryable(self._describe(exc), _retry_after(exc)) from None
-            raise _Fatal(self._describe(exc), exc.status_code in ENDPOINT_WIDE) from None
-        except (ValueError, openai.APIResponseValidationError) as exc:  # non-JSON / truncated body
-            raise _Retryable(f"unreadable response body ({type(exc).__name__}: "
-                             f"{self._scrub(str(exc))[:80]})") from None
-        return response
+        except Unreadable as exc:  # non-JSON / truncated body
+            raise _Retryable(self._scrub(str(exc))) from None
+
+    def _classified(self, exc: StatusError, use_format: bool, ticket: int) -> Exception:
+        status, message = exc.status, self._describe(exc)
+        if status == 429:
+            self._warn_throttled(exc.retry_after)
+            paused = None if exc.retry_after is None else min(max(exc.retry_after, 0.0), self.endpoint.retry_max_s)
+            self.concurrency.throttled(ticket, paused)  # type: ignore[union-attr]
+            return _Retryable(message, exc.retry_after)
+        if status >= 500 or status == 409:
+            return _Retryable(message, exc.retry_after)
+        if status == 400 and use_format and _about_format(message):
+            return _FormatRejected()
+        return _Fatal(message, status in ENDPOINT_WIDE)
 
     def _result(self, response: Any) -> LLMResult:
         if not isinstance(response, dict):
@@ -290,13 +278,11 @@ class OpenAIBackend:
                          finish_reason=finish if isinstance(finish, str) else None)
 
     # -- helpers
-    def _ensure_client(self) -> Any:
+    def _ensure_client(self) -> JSONTransport:
         current = asyncio.get_running_loop()
         if self._client is None or self._client_loop is not current:
-            from openai import AsyncOpenAI, DefaultAioHttpClient
-
-            self._client = AsyncOpenAI(base_url=self.base_url, api_key=self._api_key, max_retries=0,
-                                       timeout=self.endpoint.timeout_s, http_client=DefaultAioHttpClient())
+            self._client = JSONTransport(self.base_url, self._api_key, self.endpoint.timeout_s,
+                                         self.endpoint.max_concurrency)
             self._client_loop = current
             self.concurrency = AdaptiveLimit(self.endpoint.max_concurrency)
             aio.on_shutdown(self._client.close)
@@ -323,11 +309,9 @@ class OpenAIBackend:
         console.print(f"[yellow]endpoint '{self.name}' is throttling[/yellow]: HTTP 429 from "
                       f"{self.base_url}{wait}; retrying", markup=True)
 
-    def _describe(self, exc: Any) -> str:
-        status = getattr(exc, "status_code", None)
-        body = getattr(exc, "body", None)
-        message = body.get("message") if isinstance(body, dict) else None
-        text = f"HTTP {status} from {self.base_url}: {message or exc}"
+    def _describe(self, exc: StatusError) -> str:
+        status = exc.status
+        text = f"HTTP {status} from {self.base_url}: {exc.message}"
         hints = {401: " (check the API key variable)", 403: " (the key may not have access to this model)",
                  404: f" (check base_url and model '{self.endpoint.model}')"}
         return self._scrub(text + hints.get(status, ""))
@@ -340,22 +324,6 @@ class OpenAIBackend:
     def _failed(self, message: str, attempts: int, started: float) -> LLMResult:
         return LLMResult(text=None, error=self._scrub(message), attempts=attempts,
                          latency_s=time.perf_counter() - started, finish_reason="error")
-
-
-def _root_cause(exc: BaseException) -> BaseException:
-    seen = exc
-    while (seen.__cause__ or seen.__context__) is not None and seen is not (seen.__cause__ or seen.__context__):
-        seen = seen.__cause__ or seen.__context__  # type: ignore[assignment]
-    return seen
-
-
-def _retry_after(exc: Any) -> float | None:
-    response = getattr(exc, "response", None)
-    value = response.headers.get("retry-after") if response is not None else None
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None  # an HTTP date: fall back to our own backoff
 
 
 def _about_format(message: str) -> bool:
