@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import ConfigError, SqlsynthError
+from .node_types import NodeType
 
 # `node` and `project` below are project.py's Node and Project, typed Any: project.py calls
 # validate_contracts at load, so importing them back (even for type checking) would be an import circle.
@@ -26,7 +27,7 @@ def enforced(node: Any) -> bool:
 def validate_contracts(project: Any) -> None:
     """At load: an enforced contract needs a materialization that builds a relation and a data_type
     for every declared column (as in dbt)."""
-    for node in project.by_type("model"):
+    for node in project.by_type(NodeType.MODEL):
         if not enforced(node):
             continue
         where = {"path": node.yaml_path or node.original_file_path, "line": node.yaml_line}

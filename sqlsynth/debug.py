@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .config import PROJECT_FILE, EndpointConfig, ProjectConfig, load_project_config
 from .errors import DatabaseLockedError, SqlsynthError
+from .node_types import NodeType
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 SERVER_TIMEOUT_S = 5.0
@@ -61,7 +62,7 @@ def project_file(root: Path) -> tuple[Check, ProjectConfig | None]:
         project = load_project(root)
     except SqlsynthError as exc:  # the database and endpoints are still worth checking
         return Check("project files", FAIL, exc.format()), config
-    counts = {kind: len(project.by_type(kind)) for kind in ("model", "seed", "test")}
+    counts = {kind: len(project.by_type(kind)) for kind in (NodeType.MODEL, NodeType.SEED, NodeType.TEST)}
     return Check(PROJECT_FILE, OK, f"valid: project '{config.name}', {counts['model']} models, "
                                    f"{counts['seed']} seeds, {counts['test']} tests"), config
 

@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from .errors import ProjectError, SelectionError, did_you_mean
+from .node_types import NodeType
 from .project import Node, Project
 from .state import PreviousState
 
@@ -111,7 +112,7 @@ def _matches(project: Project, node: Node, method: str, value: str, state: Previ
     if method in ("resource_type", "type"):
         return node.resource_type == value
     if method == "source":
-        return node.resource_type == "source" and fnmatch.fnmatch(f"{node.source_name}.{node.name}", value)
+        return node.resource_type == NodeType.SOURCE and fnmatch.fnmatch(f"{node.source_name}.{node.name}", value)
     if method.startswith("config."):
         return str(node.config.get(method[len("config."):])).lower() == value.lower()
     if method == "test_name":
@@ -191,7 +192,7 @@ def _compares_with_state(expressions: list[str]) -> bool:
 def _attach_tests(graph: Graph, chosen: set[str]) -> None:
     """dbt's eager indirect selection: a test comes along when any node it tests is selected."""
     for uid, node in graph.nodes.items():
-        if node.resource_type == "test" and any(p in chosen for p in graph.parents[uid]):
+        if node.resource_type == NodeType.TEST and any(p in chosen for p in graph.parents[uid]):
             chosen.add(uid)
-        elif node.resource_type == "unit_test" and node.attached_node in chosen:
+        elif node.resource_type == NodeType.UNIT_TEST and node.attached_node in chosen:
             chosen.add(uid)

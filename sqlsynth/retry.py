@@ -9,8 +9,9 @@ from pathlib import Path
 from .api import Options
 from .config import load_project_config
 from .errors import ConfigError
+from .node_types import Status
 
-RETRY_STATUSES = ("error", "fail", "skipped")
+RETRY_STATUSES = (Status.ERROR, Status.FAIL, Status.SKIPPED)
 RETRYABLE_COMMANDS = ("seed", "run", "test", "build")
 
 

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, SelectionError
+from .node_types import NodeType, Status
 from .project import Node, Project
 
 STATE_VALUES = ("modified", "new", "old", "unmodified")
-RESULT_VALUES = ("success", "error", "fail", "pass", "warn", "skipped")
+RESULT_VALUES = (Status.SUCCESS, Status.ERROR, Status.FAIL, Status.PASS, Status.WARN, Status.SKIPPED)
 
 
 # --------------------------------------------------------------------------------------------
@@ -60,7 +61,7 @@ def node_checksum(project: Project, node: Node) -> str:
         "macros": {m: _macro_text(project, m) for m in _called_macros(project, node.raw_code, first)},
     }
     digest.update(json.dumps(parts, sort_keys=True, default=str).encode())
-    if node.resource_type == "seed":
+    if node.resource_type == NodeType.SEED:
         digest.update(_seed_bytes(project, node))
     return digest.hexdigest()
 

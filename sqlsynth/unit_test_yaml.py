@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 from .errors import ConfigError, did_you_mean
+from .node_types import NodeType
 
 # `project` below is project.py's Project, typed Any: project.py parses `unit_tests:` with this
 # module, so importing it back would be an import circle.
@@ -86,10 +87,10 @@ def unit_test_fields(project: Any, entry: Any, path: str) -> dict[str, Any]:
     name, model_name = entry.get("name"), entry.get("model")
     if not name or not model_name:
         raise _fail("a unit test needs 'name' and 'model'", path, entry)
-    model = project.find(str(model_name), ("model",))
+    model = project.find(str(model_name), (NodeType.MODEL,))
     if model is None:
         raise _fail(f"unit test '{name}': no model named '{model_name}'", path, entry,
-                    hint=did_you_mean(str(model_name), [n.name for n in project.by_type("model")]))
+                    hint=did_you_mean(str(model_name), [n.name for n in project.by_type(NodeType.MODEL)]))
     given = []
     for item in entry.get("given") or []:
         _check_keys(item, _GIVEN_KEYS, path, f"unit test '{name}' given")
@@ -100,7 +101,7 @@ def unit_test_fields(project: Any, entry: Any, path: str) -> dict[str, Any]:
     overrides = entry.get("overrides") or {}
     _check_keys(overrides, _OVERRIDE_KEYS, path, f"unit test '{name}' overrides")
     config = dict(entry.get("config") or {})
-    return {"unique_id": f"unit_test.{project.name}.{model.name}.{name}", "resource_type": "unit_test",
+    return {"unique_id": f"unit_test.{project.name}.{model.name}.{name}", "resource_type": NodeType.UNIT_TEST,
             "name": str(name), "original_file_path": path, "fqn": [project.name, model.name, str(name)],
             "config": {"enabled": True, **config}, "description": entry.get("description") or "",
             "attached_node": model.unique_id, "yaml_path": path, "yaml_line": getattr(entry, "line", None),

@@ -17,6 +17,7 @@ from typing import Any
 
 from .errors import SqlsynthError
 from .identifiers import quote
+from .node_types import RELATION_TYPES, Status
 from .project import Node, Project
 from .render import Relation
 from .unit_test_yaml import AI_QUERY
@@ -36,7 +37,7 @@ class UnitTestFailure(SqlsynthError):
 
 @dataclass
 class UnitTestOutcome:
-    status: str  # pass | fail
+    status: Status  # PASS or FAIL
     failures: int = 0
     columns: list[str] = field(default_factory=list)
     sample: list[tuple] = field(default_factory=list)
@@ -96,7 +97,7 @@ def _real_types(project: Project, db: Any, key: str) -> dict[str, str]:
     if key == "this":
         return {}
     if key.startswith("ref:"):
-        node = project.find(key[4:], ("model", "seed"))
+        node = project.find(key[4:], RELATION_TYPES)
     else:
         node = project.nodes.get(f"source.{project.name}.{key[7:]}")
     if node is None or db is None or not hasattr(db, "columns"):
@@ -200,9 +201,9 @@ def _compare(con: Any, expected: list[dict[str, Any]]) -> UnitTestOutcome:
         f"union all (select '-', {names} from __expected except all select '-', {names} from __actual) "
         "order by all").fetchall()
     if not diff:
-        return UnitTestOutcome("pass")
+        return UnitTestOutcome(Status.PASS)
     produced = sum(1 for row in diff if row[0] == "+")
-    return UnitTestOutcome("fail", len(diff), ["diff", *columns], diff[:SAMPLE_ROWS],
+    return UnitTestOutcome(Status.FAIL, len(diff), ["diff", *columns], diff[:SAMPLE_ROWS],
                            f"actual differs from expected: {produced} unexpected row(s) (+), "
                            f"{len(diff) - produced} missing row(s) (-)")
 
