@@ -54,7 +54,7 @@ def test_ingest_export_index_retrieve_and_answer(gardening):
     export = root / "target" / "exports" / "corpus_qa.jsonl"
     records = [json.loads(line) for line in export.read_text().splitlines()]
     assert all(set(r) == {"instruction", "context", "response", "category"} for r in records)
-    assert {r["category"] for r in records} == {"closed_qa"}
+    assert {r["category"] for r in records} == {"open_qa"}  # dolly_context: question_body (the default)
     by_title = {r["instruction"]: r for r in records}
     assert len(records) == 6 and "How do I make compost tea?" not in by_title  # a question without answers
     tomatoes = by_title["How often should I water tomato plants in containers?"]

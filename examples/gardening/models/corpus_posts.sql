@@ -1,5 +1,7 @@
--- The dump's posts worth learning from: Score >= min_score and a body of at most max_body_chars
--- characters (measured on the HTML, as in the dump), with the HTML turned into readable text.
+-- The dump's posts worth learning from: questions and answers (a real dump also holds tag wikis,
+-- their excerpts, moderator nominations and privilege/placeholder wikis: PostTypeId 3-8) with
+-- Score >= min_score and a body of at most max_body_chars characters (measured on the HTML, as in
+-- the dump), with the HTML turned into readable text.
 select
     Id                  as post_id,
     PostTypeId          as post_type_id,
@@ -11,5 +13,6 @@ select
     Tags                as tags,
     CreationDate        as created_at
 from {{ ref('Posts') }}
-where Score >= {{ var('min_score') }}
+where PostTypeId in (1, 2)
+  and Score >= {{ var('min_score') }}
   and length(Body) <= {{ var('max_body_chars') }}
