@@ -299,12 +299,13 @@ def clean(project_dir: Path, include_database: bool = False) -> list[Path]:
 
 
 
-def report(options: Options, metrics: str, examples: str | None, training_summary: Path | None,
+def report(options: Options, metrics: str | None, examples: str | None, training_summary: Path | None,
            out_dir: Path | None) -> Path:
     """Write target/report/index.html from the metrics/examples relations and a training summary."""
-    from .html_report import build_report, training_summary_path
+    from .html_report import training_summary_path
+    from .report_overview import any_report
 
     project, _graph = load(options)
     with Database(project, read_only=True) as db:
-        return build_report(project, db, metrics, examples, training_summary_path(project, training_summary),
-                            out_dir or project.target_dir / "report")
+        return any_report(project, db, metrics, examples, training_summary_path(project, training_summary),
+                          out_dir or project.target_dir / "report")

@@ -288,7 +288,9 @@ def init(name, force):
 @main.command()
 @project_dir_option()
 @click.option("--vars", "vars_", default=None, help="Vars as JSON/YAML.")
-@click.option("--metrics", default="eval_metrics", show_default=True, help="Relation with one row per contestant.")
+@click.option("--metrics", default=None,
+              help="Relation with one row per contestant (default: eval_metrics when built, else a report of "
+                   "what the project has built).")
 @click.option("--examples", default="eval_examples", show_default=True,
               help="Relation of (question, contestant, answer) rows shown side by side.")
 @click.option("--training-summary", type=click.Path(path_type=Path), default=None,
@@ -298,7 +300,8 @@ def init(name, force):
 @click.pass_context
 @_handle_errors
 def report(ctx, project_dir, vars_, metrics, examples, training_summary, out):
-    """Write an HTML report (metrics, charts, loss curve, example answers) to target/report/."""
+    """Write an HTML report (metrics, charts, loss curve, example answers) to target/report/; a project
+    without evaluation tables gets its relations, LLM usage and exported datasets."""
     from .api import report as report_
     from .console import console
 

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SqlsynthError
+from .svg_charts import bar_chart, line_chart
 
-PALETTE = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C"]
-
+DEFAULT_METRICS = "eval_metrics"
 
 @dataclass
 class ReportInputs:
@@ -51,65 +51,18 @@ def _is_number(value: Any) -> bool:
         isinstance(value, float) and math.isnan(value))
 
 
+def _header(name: str) -> str:
+    """A column name that may wrap after its underscores (long metric names stay inside their cell)."""
+    return _esc(name).replace("_", "_<wbr>")
+
+
 def metrics_table(columns: list[str], rows: list[tuple]) -> str:
-    head = "".join(f"<th>{_esc(c)}</th>" for c in columns)
+    head = "".join(f'<th title="{_esc(c)}">{_header(c)}</th>' for c in columns)
     body = "".join(
         "<tr>" + "".join(f'<td class="{"num" if _is_number(v) else "txt"}">{format_number(v)}</td>' for v in row)
         + "</tr>" for row in rows)
     return (f'<div class="scroll"><table class="metrics"><thead><tr>{head}</tr></thead>'
             f'<tbody>{body}</tbody></table></div>')
-
-
-def bar_chart(title: str, labels: list[str], values: list[float], width: int = 420) -> str:
-    """One horizontal bar per contestant, scaled to the largest absolute value."""
-    bar_h, gap, left, top = 22, 8, 170, 28
-    height = top + len(values) * (bar_h + gap) + 10
-    peak = max((abs(v) for v in values), default=0) or 1.0
-    parts = [f'<svg class="chart" width="{width}" height="{height}" role="img" aria-label="{_esc(title)}">',
-             f'<text x="0" y="16" class="chart-title">{_esc(title)}</text>']
-    for i, (label, value) in enumerate(zip(labels, values, strict=True)):
-        y = top + i * (bar_h + gap)
-        length = (width - left - 70) * abs(value) / peak
-        parts.append(f'<text x="{left - 6}" y="{y + 15}" text-anchor="end" class="label">{_esc(label)}</text>')
-        parts.append(f'<rect x="{left}" y="{y}" width="{length:.1f}" height="{bar_h}" '
-                     f'fill="{PALETTE[i % len(PALETTE)]}"/>')
-        parts.append(f'<text x="{left + length + 4:.1f}" y="{y + 15}" class="value">{format_number(value)}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def line_chart(title: str, series: dict[str, list[tuple[float, float]]], width: int = 640, height: int = 260) -> str:
-    points = [p for s in series.values() for p in s]
-    if not points:
-        return ""
-    left, right, top, bottom = 50, 20, 30, 30
-    xs, ys = [p[0] for p in points], [p[1] for p in points]
-    x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
-    y0, y1 = min(ys), max(ys) if max(ys) > min(ys) else min(ys) + 1
-
-    def sx(x: float) -> float:
-        return left + (x - x0) / (x1 - x0) * (width - left - right)
-
-    def sy(y: float) -> float:
-        return height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom)
-
-    parts = [f'<svg class="chart" width="{width}" height="{height}" role="img" aria-label="{_esc(title)}">',
-             f'<text x="0" y="16" class="chart-title">{_esc(title)}</text>',
-             f'<line x1="{left}" y1="{height - bottom}" x2="{width - right}" y2="{height - bottom}" class="axis"/>',
-             f'<line x1="{left}" y1="{top}" x2="{left}" y2="{height - bottom}" class="axis"/>',
-             f'<text x="{left - 4}" y="{sy(y1) + 4:.1f}" text-anchor="end" class="value">{y1:.3g}</text>',
-             f'<text x="{left - 4}" y="{sy(y0) + 4:.1f}" text-anchor="end" class="value">{y0:.3g}</text>',
-             f'<text x="{width - right}" y="{height - 8}" text-anchor="end" class="value">step {x1:g}</text>']
-    for i, (name, data) in enumerate(series.items()):
-        colour = PALETTE[i % len(PALETTE)]
-        path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in data)
-        parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
-        for x, y in data if len(data) < 40 else []:
-            parts.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2.5" fill="{colour}"/>')
-        parts.append(f'<text x="{width - right - 4}" y="{top + 14 * (i + 1)}" text-anchor="end" '
-                     f'fill="{colour}" class="label">{_esc(name)}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
 
 
 def examples_table(columns: list[str], rows: list[tuple], limit: int = 12) -> str:
@@ -134,45 +87,61 @@ body { font-family: system-ui, -apple-system, Segoe UI, sans-serif; margin: 24px
 h1 { font-size: 22px; } h2 { font-size: 17px; margin-top: 28px; border-bottom: 1px solid #ddd; }
 table { border-collapse: collapse; font-size: 13px; margin: 8px 0; }
 th, td { border: 1px solid #ddd; padding: 4px 8px; vertical-align: top; }
-th { background: #f4f4f4; text-align: left; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+th { background: #f4f4f4; text-align: left; vertical-align: bottom; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 table.examples td { max-width: 320px; white-space: pre-wrap; } td.q { font-weight: 600; }
-.charts { display: flex; flex-wrap: wrap; gap: 18px; }
-.chart-title { font-size: 13px; font-weight: 600; } .label, .value { font-size: 11px; }
-.axis { stroke: #999; } .note { color: #666; font-size: 12px; }
-.scroll { overflow-x: auto; } table.metrics th { white-space: normal; max-width: 120px; }
+.charts { display: flex; flex-wrap: wrap; gap: 18px 28px; }
+.chart-title { font-size: 13px; font-weight: 600; } .label, .value, .tick { font-size: 11px; }
+.better { font-size: 11px; fill: #2e7d32; } .axis-title { font-size: 12px; fill: #444; }
+.axis { stroke: #777; } .grid { stroke: #e4e4e4; } .note { color: #666; font-size: 12px; }
+.scroll { overflow-x: auto; } table.metrics th { min-width: 64px; max-width: 150px; overflow-wrap: normal; }
 """
 
 
-def render_html(inputs: ReportInputs) -> str:
-    columns, rows = inputs.metrics
+def html_page(title: str, sections: list[str]) -> str:
+    return (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{_esc(title)}</title>"
+            f"<style>{_CSS}</style></head><body><h1>{_esc(title)}</h1>"
+            f'<p class="note">generated {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC}</p>'
+            f"{''.join(sections)}</body></html>\n")
+
+
+def metric_charts(columns: list[str], rows: list[tuple]) -> list[str]:
+    """A bar chart per numeric column, labelled by the first text column (the contestant)."""
     label_index = next((i for i, v in enumerate(rows[0]) if isinstance(v, str)), 0) if rows else 0
     labels = [str(r[label_index]) for r in rows]
     charts = []
     for i, column in enumerate(columns):
         values = [r[i] for r in rows]
         if i != label_index and values and all(_is_number(v) for v in values):
-            charts.append(bar_chart(column, labels, [float(v) for v in values]))
-    sections = [f"<h1>{_esc(inputs.title)}</h1>",
-                f'<p class="note">generated {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC}</p>',
-                "<h2>Metrics</h2>", metrics_table(columns, rows),
-                '<h2>Metrics as charts</h2><div class="charts">' + "".join(charts) + "</div>"]
-    summary = inputs.training_summary
-    if summary:
-        losses = summary.get("losses", {})
-        series = {"train loss": [tuple(p) for p in losses.get("train", [])],
-                  "eval loss": [tuple(p) for p in losses.get("eval", [])]}
-        sections.append("<h2>Training loss</h2>" + line_chart("loss by step", {k: v for k, v in series.items() if v}))
-        facts = {k: summary.get(k) for k in ("input_model", "global_step", "tokens_seen", "tokens_per_s",
-                                             "train_runtime_s")}
-        sections.append(metrics_table(list(facts), [tuple(facts.values())]))
+            charts.append(bar_chart(column, labels, [float(v) for v in values], [format_number(v) for v in values]))
+    return charts
+
+
+def training_sections(summary: dict[str, Any] | None) -> list[str]:
+    if not summary:
+        return []
+    losses = summary.get("losses", {})
+    series = {"train loss": [tuple(p) for p in losses.get("train", [])],
+              "eval loss": [tuple(p) for p in losses.get("eval", [])]}
+    chart = line_chart("training loss by step", {k: v for k, v in series.items() if v}, "step", "loss")
+    facts = {k: summary.get(k) for k in ("input_model", "global_step", "tokens_seen", "tokens_per_s",
+                                         "train_runtime_s")}
+    return ["<h2>Training loss</h2>", chart, metrics_table(list(facts), [tuple(facts.values())])]
+
+
+def render_html(inputs: ReportInputs) -> str:
+    columns, rows = inputs.metrics
+    sections = ["<h2>Metrics</h2>", metrics_table(columns, rows),
+                '<h2>Metrics as charts</h2><p class="note">★ marks the best value where the metric\'s name '
+                'says which way is better.</p><div class="charts">'
+                + "".join(metric_charts(columns, rows)) + "</div>"]
+    sections += training_sections(inputs.training_summary)
     if inputs.examples:
         sections.append("<h2>Example answers, side by side</h2>" + examples_table(*inputs.examples))
-    for note in inputs.notes:
-        sections.append(f'<p class="note">{_esc(note)}</p>')
+    sections += [f'<p class="note">{_esc(note)}</p>' for note in inputs.notes]
     data = json.dumps({"columns": columns, "rows": [list(r) for r in rows]}, default=str)
     sections.append(f'<script type="application/json" id="metrics-data">{html.escape(data, quote=False)}</script>')
-    return (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{_esc(inputs.title)}</title>"
-            f"<style>{_CSS}</style></head><body>{''.join(sections)}</body></html>\n")
+    return html_page(inputs.title, sections)
 
 
 def _read_relation(db: Any, name: str) -> tuple[list[str], list[tuple]]:
@@ -188,36 +157,51 @@ def training_summary_path(project: Any, given: Path | None) -> Path:
     return given if given.is_absolute() else project.dir / given
 
 
+def relation_of(project: Any, db: Any, name: str) -> str | None:
+    """The relation a metrics/examples name refers to, when it is in the database."""
+    node = project.find(name)
+    schema, alias = (node.schema, node.alias) if node else ("main", name)
+    if db.relation_type(schema, alias) is None:
+        return None
+    return str(node.relation) if node else name
+
+
+def read_training_summary(path: Path | None, notes: list[str]) -> dict[str, Any] | None:
+    if path is None or not path.exists():
+        if path is not None:
+            notes.append(f"no training loss curve: {path} not found")
+        return None
+    return json.loads(path.read_text())
+
+
 def build_report(project: Any, db: Any, metrics: str, examples: str | None, training_summary: Path | None,
                  out_dir: Path) -> Path:
     """Read the metrics/examples relations and the training summary; write out_dir/index.html."""
     import duckdb
 
+    notes: list[str] = []
+    summary = read_training_summary(training_summary, notes)
     node = project.find(metrics)
-    relation = str(node.relation) if node else metrics
     try:
-        metric_data = _read_relation(db, relation)
+        metric_data = _read_relation(db, str(node.relation) if node else metrics)
     except duckdb.Error as exc:
         raise SqlsynthError(f"cannot read the metrics relation '{metrics}': {str(exc).splitlines()[0]}",
                             hint="build it first (sqlsynth build -s +<model>) or pass --metrics NAME") from None
     if not metric_data[1]:
         raise SqlsynthError(f"the metrics relation '{metrics}' is empty", hint="build the evaluation models first")
     example_data = None
-    notes = []
     if examples:
-        example_node = project.find(examples)
-        try:
-            example_data = _read_relation(db, str(example_node.relation) if example_node else examples)
-        except duckdb.Error:
+        relation = relation_of(project, db, examples)
+        if relation is None:
             notes.append(f"no example answers: relation '{examples}' not found")
-    summary = None
-    if training_summary is not None:
-        if training_summary.exists():
-            summary = json.loads(training_summary.read_text())
         else:
-            notes.append(f"no training loss curve: {training_summary} not found")
+            example_data = _read_relation(db, relation)
     inputs = ReportInputs(f"{project.name}: evaluation report", metric_data, example_data, summary, notes)
+    return write_page(out_dir, render_html(inputs))
+
+
+def write_page(out_dir: Path, page: str) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "index.html"
-    path.write_text(render_html(inputs), encoding="utf-8")
+    path.write_text(page, encoding="utf-8")
     return path

@@ -8,46 +8,14 @@ node must show its SQL. Skipped only when chromium is absent and SQLSYNTH_REQUIR
 from __future__ import annotations
 
 import io
-import os
-import shutil
 
 import pytest
 
+from browser_support import browser_driver  # noqa: F401  (the `driver` fixture: headless chromium)
 from conftest import run_cli
 
 MODEL_FILL = (0xFD, 0xF0, 0xD5)  # .node.model rect in static/site.css
 SEED_FILL = (0xDB, 0xEA, 0xF7)
-
-
-def _browser_paths() -> tuple[str, str] | None:
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    return (browser, driver) if browser and driver else None
-
-
-@pytest.fixture(scope="module")
-def driver(tmp_path_factory):
-    paths = _browser_paths()
-    if paths is None:
-        if os.environ.get("SQLSYNTH_REQUIRE_CHROMIUM"):
-            pytest.fail("SQLSYNTH_REQUIRE_CHROMIUM is set but chromium / chromedriver are not installed "
-                        "(apt-get install chromium chromium-driver)")
-        pytest.skip("Debian's chromium and chromium-driver are not installed (.ci/run installs them)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = paths[0]
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--window-size=1400,900", "--disable-background-networking", "--no-first-run",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    browser = webdriver.Chrome(service=Service(paths[1]), options=options)
-    try:
-        yield browser
-    finally:
-        browser.quit()
 
 
 @pytest.fixture(scope="module")
