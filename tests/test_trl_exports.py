@@ -40,6 +40,8 @@ def exports(tmp_path_factory) -> Path:
                                                        "select * from {{ ref('conversations') }}\n")
     for name in ("chat_train.sql", "prompt_completion_train.sql", "prompt_completion_eval.sql"):
         shutil.copy(EXPORTS / name, project / "models" / name)
+    (project / "macros").mkdir()
+    shutil.copy(ROOT / "macros/prompt_completion.sql", project / "macros/prompt_completion.sql")
     result = run_cli("build", cwd=project)
     assert result.returncode == 0, result.stderr
     return project / "target/exports"

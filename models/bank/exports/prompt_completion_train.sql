@@ -4,9 +4,4 @@
 -- token. Same conversations, same order as chat_train.jsonl.
 {{ config(materialized='external', format='jsonl', location='target/exports/prompt_completion_train.jsonl') }}
 
-select
-    list_slice(messages, 1, len(messages) - 1) as prompt,
-    [messages[len(messages)]]                  as completion
-from {{ ref('chat_formatted') }}
-where split = 'train'
-order by conversation_id
+{{ prompt_completion_rows('train') }}
