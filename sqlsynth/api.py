@@ -14,7 +14,7 @@ from typing import Any
 from .artifacts import write_manifest, write_run_results
 from .compile import Compiler, close_parser, compile_sql, inject_ctes
 from .database import Database, connect
-from .errors import ExecutionError
+from .errors import ExecutionError, runtime_message
 from .extensions import registry
 from .graph import Graph, select
 from .node_types import NodeType
@@ -45,6 +45,7 @@ class Options:
     target_name: str | None = None
     only: list[str] | None = None  # unique_ids to keep from the selection (`sqlsynth retry`)
     state: Path | None = None  # an earlier run's artifacts, for state:/result: selectors (--state DIR)
+    fail_on_ai_errors: bool = False  # a model with failed ai_query values is an ERROR, not OK/WARN
 
 
 @dataclass
@@ -116,7 +117,8 @@ def execute(command: str, options: Options, reporter: Any) -> RunReport:
                 if node.resource_type not in (NodeType.SEED, NodeType.UNIT_TEST):  # unit tests: on fixtures
                     compiler.compile(node)  # every syntax error surfaces before anything runs
             runner = runner_type(project, graph, db, compiler, threads=options.threads or project.config.threads,
-                                 reporter=reporter, build_mode=command == "build")
+                                 reporter=reporter, build_mode=command == "build",
+                                 fail_on_ai_errors=options.fail_on_ai_errors)
             run_project_hooks(project, compiler, "on_run_start")
             results = runner.execute(selected)
             end_error = _hooks_error(project, compiler, "on_run_end")  # raised once the results are written
@@ -133,7 +135,8 @@ def execute(command: str, options: Options, reporter: Any) -> RunReport:
     write_run_results(project, project.target_dir, command, results, elapsed,
                       {"select": options.select, "exclude": options.exclude, "vars": options.vars,
                        "full_refresh": options.full_refresh,
-                       "state": str(options.state) if options.state else None}, extra)
+                       "state": str(options.state) if options.state else None,
+                       "fail_on_ai_errors": options.fail_on_ai_errors}, extra)
     if end_error is not None:
         raise end_error
     return RunReport(command, results, elapsed, extra.get("usage"))
@@ -202,7 +205,7 @@ def _preview(db: Database, sql: str, node: Node | None, limit: int) -> tuple[lis
         return [d[0] for d in result.description], result.fetchall()
     except duckdb.Error as exc:
         where = node.original_file_path if node is not None else "<inline>"
-        raise ExecutionError(str(exc).splitlines()[0], path=where) from None
+        raise ExecutionError(runtime_message(exc).splitlines()[0], path=where) from None
 
 
 def compile_inline(options: Options, text: str) -> str:

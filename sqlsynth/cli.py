@@ -19,6 +19,7 @@ from .cli_options import (
     FullSummaryGroup,
     MultiWordOption,
     exclude_option,
+    fail_on_ai_errors_option,
     ls_json,
     parse_vars,
     project_dir_option,
@@ -92,11 +93,13 @@ def seed(ctx, full_refresh, threads, **params):
 @click.option("--full-refresh", is_flag=True, help="Rebuild incremental models from scratch.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Nodes built in parallel, at least 1 (default: threads in project.yml).")
+@fail_on_ai_errors_option()
 @click.pass_context
 @_handle_errors
-def run(ctx, full_refresh, threads, **params):
+def run(ctx, full_refresh, threads, fail_on_ai_errors, **params):
     """Build the selected models in DAG order."""
-    _run_command("run", ctx, full_refresh=full_refresh, threads=threads, **params)
+    _run_command("run", ctx, full_refresh=full_refresh, threads=threads, fail_on_ai_errors=fail_on_ai_errors,
+                 **params)
 
 
 @main.command()
@@ -115,11 +118,13 @@ def test(ctx, threads, **params):
 @click.option("--full-refresh", is_flag=True, help="Rebuild incremental models from scratch.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Nodes built in parallel, at least 1 (default: threads in project.yml).")
+@fail_on_ai_errors_option()
 @click.pass_context
 @_handle_errors
-def build(ctx, full_refresh, threads, **params):
+def build(ctx, full_refresh, threads, fail_on_ai_errors, **params):
     """Seed, run and test in DAG order; a failure skips everything downstream."""
-    _run_command("build", ctx, full_refresh=full_refresh, threads=threads, **params)
+    _run_command("build", ctx, full_refresh=full_refresh, threads=threads, fail_on_ai_errors=fail_on_ai_errors,
+                 **params)
 
 
 @main.command()

@@ -15,6 +15,7 @@ def handle_errors(fn):
         from .console import console
         from .errors import SqlsynthError
 
+        terminated = _interrupt_on_sigterm()
         try:
             return fn(*args, **kwargs)
         except SqlsynthError as exc:
@@ -30,7 +31,7 @@ def handle_errors(fn):
             sys.exit(2)
         except KeyboardInterrupt:
             console.print("[red]Interrupted.[/red] Completed nodes are kept; re-run to continue.")
-            sys.exit(130)
+            sys.exit(143 if terminated else 130)
         except Exception as exc:  # a bug in sqlsynth, not a user mistake: keep it short unless asked
             import os
             if os.environ.get("SQLSYNTH_DEBUG"):
@@ -39,6 +40,34 @@ def handle_errors(fn):
             console.print("  set SQLSYNTH_DEBUG=1 for the traceback and report it as a bug")
             sys.exit(3)
     return wrapper
+
+
+class _Terminated:
+    """Set once SIGTERM arrived, so the exit code says which signal stopped the run (128 + 15)."""
+
+    def __init__(self) -> None:
+        self.received = False
+
+    def __bool__(self) -> bool:
+        return self.received
+
+
+def _interrupt_on_sigterm() -> _Terminated:
+    """SIGTERM (kill, a CI timeout, docker stop) stops a run the way Ctrl-C does: in-flight LLM batches
+    and statements are interrupted, completed nodes kept, and the same "Interrupted" line printed."""
+    import signal
+    import threading
+
+    state = _Terminated()
+    if threading.current_thread() is not threading.main_thread():
+        return state  # signal handlers can only be installed from the main thread (an embedding app)
+
+    def handler(_signum, _frame) -> None:
+        state.received = True
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+    return state
 
 
 def _os_hint(exc: OSError) -> str:

@@ -86,6 +86,12 @@ class FullSummaryGroup(click.Group):
                 formatter.write_dl(rows)
 
 
+def fail_on_ai_errors_option():
+    return click.option("--fail-on-ai-errors", is_flag=True,
+                        help="A model with any failed ai_query value (failOnError => false) is an ERROR and "
+                             "keeps its previous table (default: OK with the error count; WARN if all failed).")
+
+
 def project_dir_option():
     return click.option("--project-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
                         help="Project folder (default: current directory).")

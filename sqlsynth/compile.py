@@ -87,16 +87,33 @@ def source_line(source: str, rendered: str, rendered_line: int) -> int:
         if a0 <= index < a1:
             if tag == "equal":
                 return b0 + (index - a0) + 1
-            return min(b0 + (index - a0), max(b1 - 1, b0)) + 1
+            if b1 - b0 == a1 - a0:
+                return b0 + (index - a0) + 1
+            if b1 > b0:  # lines added or removed by Jinja: the source line that reads most like this one
+                return max(range(b0, b1), key=lambda b: difflib.SequenceMatcher(
+                    a=out_lines[index], b=src_lines[b], autojunk=False).ratio()) + 1
+            return b0 + 1
     return max(1, min(rendered_line, len(src_lines)))
 
 
 _LINE_IN_MESSAGE = re.compile(r"LINE (\d+):")
 
 
-def _error_line(message: str) -> int | None:
+def error_line(message: str) -> int | None:
     match = _LINE_IN_MESSAGE.search(message)
     return int(match.group(1)) if match else None
+
+
+def compiled_error_line(message: str, compiled: str) -> int | None:
+    """The line of `compiled` that DuckDB's "LINE n: <text>" points at. A materialization wraps the
+    query (create ... as), shifting n, so the quoted text decides; n only breaks ties."""
+    line = error_line(message)
+    quoted = re.search(r"LINE \d+: ?(.*)", message)
+    if line is None or quoted is None:
+        return line
+    snippet = max(quoted.group(1).split("..."), key=len).strip()
+    found = [i + 1 for i, text in enumerate(compiled.splitlines()) if snippet and snippet in text]
+    return min(found, key=lambda i: abs(i - line)) if found else line
 
 
 def strip_statement(sql: str) -> str:
@@ -133,32 +150,42 @@ def compile_sql(rendered: str, *, source: str, path: str, dialect: str = "duckdb
         try:
             result = tree.sql(dialect="duckdb", pretty=True)
         except SqlglotError as exc:
-            raise CompileError(f"cannot transpile from {dialect} to DuckDB: {exc}", path=path) from None
+            raise CompileError(f"cannot transpile from {dialect} to DuckDB: {plain_parser_message(str(exc))}", path=path) from None
     if require_select:
         problem = _duckdb_parse_error(result)
         if problem:
-            line = _error_line(problem)
+            line = error_line(problem)
             raise CompileError(f"SQL error: {problem.splitlines()[0]}", path=path,
                                line=source_line(source, result, line) if line and dialect == "duckdb" else None,
                                hint="a model is one SELECT (or WITH ... SELECT) statement")
     return result
 
 
+_SQLGLOT_TOKEN = re.compile(r"<Token token_type: TokenType\.(\w+), text: (.*?), line: \d+.*?>")
+_SQLGLOT_MISSING = re.compile(r"Required keyword: '\w+' missing for <class '[\w.]*?(\w+)'>")
+
+
+def plain_parser_message(text: str) -> str:
+    """sqlglot's message without its internals (token reprs, expression classes), in SQL words."""
+    def token(match: re.Match) -> str:
+        return "the end of the query" if match.group(1) == "SENTINEL" else f"'{match.group(2)}'"
+
+    def missing(match: re.Match) -> str:
+        clause = re.sub(r"(?<!^)(?=[A-Z])", " ", match.group(1)).upper()
+        return f"{clause} is incomplete (something is missing after it)"
+
+    return _SQLGLOT_MISSING.sub(missing, _SQLGLOT_TOKEN.sub(token, text))
+
+
 def _syntax_error(exc: ParseError, sql: str, source: str, path: str, dialect: str) -> CompileError:
     first = exc.errors[0] if exc.errors else {}
     rendered_line = first.get("line")
     line = source_line(source, sql, rendered_line) if rendered_line else None
-    description = first.get("description") or str(exc).splitlines()[0]
+    description = plain_parser_message(first.get("description") or str(exc).splitlines()[0])
     near = (first.get("highlight") or "").strip()
     message = f"SQL syntax error ({dialect}): {description}" + (f" near '{near}'" if near else "")
     return CompileError(message, path=path, line=line, hint="fix the SQL on that line; "
                         "'sqlsynth compile -s <model>' shows the rendered SQL")
-
-
-def runtime_error_line(message: str, rendered: str, source: str) -> int | None:
-    """Map DuckDB's 'LINE n:' in a runtime error back to the source file."""
-    line = _error_line(message)
-    return source_line(source, rendered, line) if line else None
 
 
 def inject_ctes(sql: str, ctes: list[tuple[str, str]]) -> str:
@@ -186,6 +213,7 @@ class Compiler:
         self.full_refresh = full_refresh
         self.compiled: dict[str, str] = {}
         self._ephemeral_deps: dict[str, list[str]] = {}
+        self._inlined: dict[str, list[str]] = {}  # node -> ephemeral ancestors inlined as CTEs
 
     def is_incremental(self, node: Node) -> bool:
         if node.materialized != "incremental" or self.db is None:
@@ -218,7 +246,10 @@ class Compiler:
         rendered, ephemerals = self.render(node)
         source = node.raw_code if node.test_metadata is None else rendered
         sql = self._compile_rendered(node, rendered, source)
-        sql = inject_ctes(sql, self.cte_chain(ephemerals))
+        chain = self.cte_chain(ephemerals)
+        sql = inject_ctes(sql, chain)
+        self._inlined[node.unique_id] = [uid for uid in self._ephemeral_deps if ephemeral_name(
+            self.project.nodes[uid]) in dict(chain)]
         self.compiled[node.unique_id] = sql
         node.compiled_code = sql
         return sql
@@ -248,10 +279,27 @@ class Compiler:
         chain = []
         for uid in ordered:
             node = self.project.nodes[uid]
-            rendered, _ = self.render(node)
-            sql = self._compile_rendered(node, rendered, node.raw_code)
-            chain.append((ephemeral_name(node), sql))
+            chain.append((ephemeral_name(node), self.compiled_ephemeral(node)))
         return chain
+
+    def blame(self, node: Node, compiled_line: int) -> tuple[Node, int]:
+        """The file and line a line of the node's compiled SQL came from: an inlined ephemeral model's
+        CTE is blamed on that model's file, not on the model that refs it."""
+        compiled = self.compiled.get(node.unique_id, "")
+        for uid in self._inlined.get(node.unique_id, []):
+            ephemeral = self.project.nodes[uid]
+            start = compiled.find(f"{ephemeral_name(ephemeral)} as (\n")
+            if start < 0:
+                continue
+            first = compiled.count("\n", 0, start) + 2  # the CTE body starts on the line after "name as ("
+            body = strip_statement(self.compiled_ephemeral(ephemeral))
+            if first <= compiled_line < first + body.count("\n") + 1:
+                return ephemeral, source_line(ephemeral.raw_code, body, compiled_line - first + 1)
+        return node, source_line(node.raw_code, compiled, compiled_line)
+
+    def compiled_ephemeral(self, node: Node) -> str:
+        rendered, _ = self.render(node)
+        return self._compile_rendered(node, rendered, node.raw_code)
 
     def write(self, node: Node) -> Path:
         path = self.project.target_dir / "compiled" / self.project.name / node.original_file_path

@@ -192,6 +192,18 @@ def _warn_unsupported(data: dict, path: str) -> None:
             console.print(f"[yellow]warning[/yellow] {where}: '{key}' is ignored ({why})", highlight=False)
 
 
+def _check_node_paths(config: ProjectConfig, project_dir: Path, data: dict) -> None:
+    """A model-paths/seed-paths folder that does not exist is named here, not later as an unknown ref."""
+    for key in ("model-paths", "seed-paths"):
+        if key not in data:
+            continue  # the default folder may be absent (a project without seeds)
+        for folder in getattr(config, key.replace("-", "_")):
+            if not (project_dir / folder).is_dir():
+                raise ConfigError(f"{key}: folder '{folder}' does not exist in {project_dir}",
+                                  path=PROJECT_FILE, line=line_of(data, (key,)),
+                                  hint=f"create {folder}/, or remove it from {key}")
+
+
 def load_project_config(project_dir: Path) -> ProjectConfig:
     path = project_dir / PROJECT_FILE
     if not path.exists():
@@ -199,7 +211,9 @@ def load_project_config(project_dir: Path) -> ProjectConfig:
         hint = ("this looks like a dbt project: copy dbt_project.yml to project.yml" if alt.exists()
                 else "run 'sqlsynth init NAME' to create a project, or pass --project-dir")
         raise ConfigError(f"no {PROJECT_FILE} in {project_dir}", hint=hint)
-    config = parse_project_config(load_yaml(path, PROJECT_FILE), PROJECT_FILE)
+    data = load_yaml(path, PROJECT_FILE)
+    config = parse_project_config(data, PROJECT_FILE)
+    _check_node_paths(config, project_dir, data)
     for endpoint in config.endpoints.values():
         # a local model directory given relative to the project (e.g. target/student)
         candidate = project_dir / endpoint.model

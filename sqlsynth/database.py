@@ -117,6 +117,14 @@ class Database:
                 self._cursors.append(cur)
         return cur
 
+    def interrupt(self) -> None:
+        """Stop the statements running now (Ctrl-C, SIGTERM): a cursor's query is not stopped by
+        interrupting the connection it came from, so every cursor is interrupted too."""
+        with self._lock:
+            cursors = list(self._cursors)
+        for cur in [self.con, *cursors]:
+            cur.interrupt()
+
     def relation_type(self, schema: str, name: str) -> str | None:
         """'table', 'view' or None."""
         rows = self.cursor().execute(

@@ -7,6 +7,7 @@ prints ``str(error)`` and exits non-zero, never a traceback.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -79,3 +80,18 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     """A "did you mean X?" suggestion, or None when nothing is close."""
     close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'?" if close else None
+
+
+# DuckDB wraps an exception raised inside a Python UDF (ai_query, corpus functions) in its own words
+_UDF_WRAPPER = re.compile(r"^.*?Python exception occurred while executing the UDF: (\w+Error: )?", re.S)
+_INTERNAL_CALL = re.compile(r"No function matches the given name and argument types "
+                            r"'sqlsynth_ai_query\(.*?\)'\.(?: You might need to add explicit type casts\.)?")
+
+
+def runtime_message(exc: BaseException) -> str:
+    """A DuckDB runtime error as sqlsynth's message: a UDF's own error without DuckDB's wrapper, and
+    ai_query's arguments in the user's terms, never the internal sqlsynth_ai_query(...) signature."""
+    text = _UDF_WRAPPER.sub("", str(exc).strip())
+    return _INTERNAL_CALL.sub("ai_query(endpoint, request, ...) got arguments of the wrong type: the endpoint is "
+                              "the name of an endpoint as a string constant, the request a string or a list "
+                              "of {role, content} structs", text)

@@ -47,6 +47,9 @@ class Registry:
     # api: called when seed/run/test/build starts and ends; summaries go into run_results.json
     run_started: list[Callable[[], None]] = field(default_factory=list)
     run_finished: list[Callable[[], None]] = field(default_factory=list)
+    # node name -> (values computed, values that ended in an error) this run: failures a model survives
+    # (ai_query failOnError => false), shown on its line and turned into WARN/ERROR by the runner
+    row_errors: list[Callable[[str], tuple[int, int]]] = field(default_factory=list)
     run_summaries: dict[str, Callable[[], Any]] = field(default_factory=dict)
     plugins: list[str] = field(default_factory=list)
 

@@ -171,11 +171,15 @@ def select(project: Project, graph: Graph, select_: Iterable[str] | None, exclud
         _attach_tests(graph, chosen)
     else:
         chosen = set(graph.nodes)
+    candidates = {uid for uid in chosen if graph.nodes[uid].resource_type in types}
     if exclude:
         excluded = _select_expression(project, graph, exclude, state)
         _attach_tests(graph, excluded)  # dbt: the tests of an excluded node are excluded with it
         chosen -= excluded
     chosen = {uid for uid in chosen if graph.nodes[uid].resource_type in types}
+    if candidates and not chosen and exclude:
+        raise SelectionError(f"--exclude {' '.join(exclude)} left no {'/'.join(sorted(types))} to run",
+                             hint="narrow --exclude, or --select what should run")
     if not chosen and select_ and not _compares_with_state(select_):
         names = [n.name for n in graph.nodes.values() if n.resource_type in types]
         wanted = select_[0].split(",")[0].strip("+@0123456789").split(":")[-1]

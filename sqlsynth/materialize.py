@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .contracts import enforce_contract
-from .errors import ConfigError, SqlsynthError
+from .errors import ConfigError, SqlsynthError, did_you_mean
 from .export_guard import check_export_target, record_export
 from .extensions import registry
 from .identifiers import quote, relation
@@ -152,6 +152,7 @@ def build_incremental(ctx: BuildContext) -> BuildResult:
         temp = quote(_temp_name(node))
         enforce_contract(cur, node, temp)
         columns = [row[0] for row in cur.execute(f"select * from {temp} limit 0").description]
+        _check_unique_key(ctx, keys, columns)
         _sync_columns_temp(ctx, columns)
         names = ", ".join(quote(c) for c in columns)
         if strategy == "delete+insert":
@@ -171,6 +172,17 @@ def build_incremental(ctx: BuildContext) -> BuildResult:
 
     rows = ctx.swap(apply)
     return BuildResult(rows, f"{rows:,} rows {strategy}")
+
+
+def _check_unique_key(ctx: BuildContext, keys: list[str], columns: list[str]) -> None:
+    """Name the model and column (not the merge's internal target/source aliases) when a key is missing."""
+    existing = {name for name, _ in ctx.db.columns(ctx.node.schema, ctx.node.alias)}
+    for key in keys:
+        if key not in columns or key not in existing:
+            where = "the model's query" if key not in columns else f"the existing table {ctx.node.relation}"
+            raise ConfigError(f"unique_key '{key}' of model {ctx.node.name} is not a column of {where}",
+                              path=ctx.node.original_file_path,
+                              hint=did_you_mean(key, columns) or f"use one of its columns: {', '.join(columns)}")
 
 
 def _sync_columns_temp(ctx: BuildContext, columns: list[str]) -> None:

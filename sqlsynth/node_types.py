@@ -24,7 +24,7 @@ RELATION_TYPES = (NodeType.MODEL, NodeType.SEED)
 class Status(StrEnum):
     SUCCESS = "success"  # a model or seed was built
     PASS = "pass"  # a test found no failing rows
-    WARN = "warn"  # a test with severity warn found failing rows
+    WARN = "warn"  # a test with severity warn found failing rows; a model whose every ai_query value failed
     FAIL = "fail"  # a test with severity error found failing rows
     ERROR = "error"  # the node raised
     SKIPPED = "skipped"  # an upstream node did not succeed

@@ -13,6 +13,7 @@ from .contracts import validate_contracts
 from .dbt_compat import check_schema_file, warn_unsupported_folders
 from .errors import ConfigError, ProjectError, did_you_mean
 from .extensions import registry
+from .folder_configs import warn_unknown_folders
 from .identifiers import unselectable_character
 from .node_types import RELATION_TYPES, NodeType
 from .python_udfs import UdfModule, UdfSpec, import_udf_file
@@ -28,7 +29,7 @@ KNOWN_CONFIGS = {
     "on_schema_change", "dialect", "location", "format", "column_types", "delimiter", "quote",
     "severity", "where", "error_if", "warn_if", "pre_hook", "post_hook", "pre-hook", "post-hook",
     "full_refresh", "meta", "docs", "persist_docs", "quote_columns", "description", "allow_outside_project",
-    "contract",
+    "contract", "fail_on_ai_errors",
 }
 ADDITIVE_CONFIGS = {"tags"}
 _BUILTIN_MACROS = Path(__file__).parent / "macros"
@@ -101,6 +102,7 @@ class Project:
     udf_modules: list[UdfModule]
     target_name: str = "duckdb"  # the --target chosen (sqlsynth.targets)
     target: Any = None  # its connection config; None = the embedded DuckDB
+    disabled: dict[str, str] = field(default_factory=dict)  # name -> file of a node with enabled=false
 
     @property
     def name(self) -> str:
@@ -246,6 +248,8 @@ def load_project(project_dir: Path, cli_vars: dict[str, Any] | None = None) -> P
     target_info["database"] = str(project.database_path)
 
     warn_unsupported_folders(project_dir)
+    for section, paths in (("models", config.model_paths), ("seeds", config.seed_paths)):
+        warn_unknown_folders(project_dir, config.name, section, getattr(config, section), paths, KNOWN_CONFIGS)
     _discover_seeds(project)
     _discover_models(project)
     _discover_singular_tests(project)
@@ -498,6 +502,7 @@ def _parse_sql_nodes(project: Project) -> None:
         if node.resource_type in (NodeType.TEST, NodeType.UNIT_TEST) and (node.attached_node in disabled or set(node.refs) & disabled_names):
             disabled.add(uid)
     for uid in disabled:
+        project.disabled.setdefault(project.nodes[uid].name, project.nodes[uid].original_file_path)
         del project.nodes[uid]
     for node in project.nodes.values():
         node.depends_on = _dependencies(project, node)
@@ -551,6 +556,10 @@ def _dependencies(project: Project, node: Node) -> list[str]:
         deps.append(node.attached_node)
     for name in node.refs:
         target = project.find(name)
+        if target is None and name in project.disabled:
+            raise ProjectError(f"ref '{name}' points to a disabled node ({project.disabled[name]} has "
+                               "enabled=false)", path=node.yaml_path or node.original_file_path,
+                               line=_ref_line(node, name), hint=f"enable {name}, or disable this node too")
         if target is None:
             known = [n.name for n in project.by_type(*RELATION_TYPES)]
             raise ProjectError(f"unknown ref '{name}'", path=node.yaml_path or node.original_file_path,

@@ -38,4 +38,5 @@ def retry_options(options: Options) -> tuple[str, Options]:
                             exclude=list(args.get("exclude") or []),
                             vars={**(args.get("vars") or {}), **options.vars},
                             full_refresh=bool(args.get("full_refresh")), only=failed,
-                            state=Path(args["state"]) if args.get("state") else None)
+                            state=Path(args["state"]) if args.get("state") else None,
+                            fail_on_ai_errors=bool(args.get("fail_on_ai_errors")))

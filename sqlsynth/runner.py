@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from .compile import Compiler, runtime_error_line
+from .compile import Compiler, compiled_error_line
 from .database import Database
 from .datatests import run_test
-from .errors import SqlsynthError
+from .errors import ExecutionError, SqlsynthError, runtime_message
 from .extensions import registry
 from .graph import Graph
 from .materialize import BuildContext, materializers
@@ -46,7 +45,12 @@ class NodeResult:
         return self.status in OK_STATUSES
 
 
-_UDF_WRAPPER = re.compile(r"^.*?Python exception occurred while executing the UDF: (\w+Error: )?", re.S)
+
+
+def _row_errors(node_name: str) -> tuple[int, int]:
+    """(values computed, values failed) that plugins counted for a node (ai_query with failOnError => false)."""
+    counts = [count(node_name) for count in registry().row_errors]
+    return sum(c[0] for c in counts), sum(c[1] for c in counts)
 
 
 def _now() -> str:
@@ -55,8 +59,9 @@ def _now() -> str:
 
 class Runner:
     def __init__(self, project: Project, graph: Graph, db: Database, compiler: Compiler, *,
-                 threads: int, reporter: Any, build_mode: bool = False):
+                 threads: int, reporter: Any, build_mode: bool = False, fail_on_ai_errors: bool = False):
         self.project, self.graph, self.db, self.compiler = project, graph, db, compiler
+        self.fail_on_ai_errors = fail_on_ai_errors
         self.threads = max(1, threads)
         self.reporter = reporter
         self.build_mode = build_mode
@@ -89,11 +94,12 @@ class Runner:
                 self.db.ensure_schema(node.schema)
             self._hooks(node, "pre_hook")
             ctx = BuildContext(self.db, node, sql, full_refresh=self.compiler.full_refresh,
-                               post_hook=lambda: self._hooks(node, "post_hook"))
+                               post_hook=lambda: self._after_build(node))
             outcome = materializers()[node.materialized](ctx)
             if ctx.post_hook is not None:  # a materialization without a swap (ephemeral, a plugin's)
                 ctx.post_hook()
             result.rows_affected, result.message = outcome.rows_affected, outcome.message
+            self._note_row_errors(node, result)
         elif node.resource_type == NodeType.UNIT_TEST:
             unit = run_unit_test(self.project, self.db, node)
             result.status, result.failures, result.message = unit.status, unit.failures, unit.message
@@ -104,6 +110,28 @@ class Runner:
             result.sample_columns, result.sample_rows = outcome.columns, outcome.sample
             result.message = f"{outcome.failures:,} failing rows" if outcome.failures else "passed"
 
+    def _after_build(self, node: Node) -> None:
+        """Inside the swap's transaction: a failing post_hook, or rows that failed while failing is an
+        error (--fail-on-ai-errors, config fail_on_ai_errors), undo the swap."""
+        self._hooks(node, "post_hook")
+        rows, errors = _row_errors(node.name)
+        if errors and (self.fail_on_ai_errors or node.config.get("fail_on_ai_errors")):
+            raise ExecutionError(f"ai_query failed for {errors:,} of {rows:,} values (failOnError => false); "
+                                 "the previous table is kept", path=node.original_file_path,
+                                 hint="see the errors in sqlsynth.calls; without --fail-on-ai-errors the model "
+                                      "is built and the failed values are NULL")
+
+    def _note_row_errors(self, node: Node, result: NodeResult) -> None:
+        """Rows that failed without failing the model are counted on its line; all of them failing is a WARN."""
+        rows, errors = _row_errors(node.name)
+        if not errors:
+            return
+        result.message = f"{result.message}, {errors:,} errors" if result.message else f"{errors:,} errors"
+        if errors >= rows:
+            result.status = Status.WARN
+            result.message += (f" ({node.original_file_path}: every ai_query value failed; "
+                               "--fail-on-ai-errors makes this an error)")
+
     def _hooks(self, node: Node, key: str) -> None:
         hooks = node.config.get(key) or []
         for hook in [hooks] if isinstance(hooks, str) else hooks:
@@ -111,10 +139,11 @@ class Runner:
 
     def _runtime_message(self, node: Node, exc: Exception) -> str:
         # an error raised by a Python UDF (ai_query, corpus functions) reads as its own message
-        text = _UDF_WRAPPER.sub("", str(exc).strip())
-        rendered = self.compiler.compiled.get(node.unique_id, "")
-        line = runtime_error_line(text, rendered, node.raw_code) if rendered and node.raw_code else None
-        location = f"{node.original_file_path}:{line}" if line else node.original_file_path
+        text = runtime_message(exc)
+        compiled = self.compiler.compiled.get(node.unique_id)
+        compiled_line = compiled_error_line(text, compiled) if compiled and node.raw_code else None
+        culprit, line = self.compiler.blame(node, compiled_line) if compiled_line else (node, None)
+        location = f"{culprit.original_file_path}:{line}" if line else culprit.original_file_path
         first = text.splitlines()[0] if text else type(exc).__name__
         return f"{location}: {first}"
 
@@ -154,7 +183,8 @@ class Runner:
         """Ctrl-C: stop in-flight LLM batches (answers so far stay cached) and running statements."""
         for handler in registry().interrupt_handlers:
             handler()
-        self.db.con.interrupt()
+        interrupt = getattr(self.db, "interrupt", None) or self.db.con.interrupt  # a plugin target's database
+        interrupt()
 
     def _skipped(self, uid: str, cause: NodeResult) -> NodeResult:
         node = self.project.nodes[uid]

@@ -16,30 +16,69 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def csv_header(path: Path, rel: str, delimiter: str, quotechar: str) -> list[str]:
-    """Read the header and check every row has as many fields (DuckDB would guess instead)."""
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle, delimiter=delimiter, quotechar=quotechar)
+_EMPTY_HINT = "a seed needs its columns: a CSV header row, or at least one JSON object per line"
+
+
+def csv_scan(path: Path, rel: str, delimiter: str, quotechar: str) -> tuple[list[str], bool]:
+    """The header, and whether the file has blank lines; checks every row has as many fields (DuckDB
+    would guess instead) and that every quote is closed (DuckDB only says its sniffer failed)."""
+    blank_lines = False
+    with path.open(newline="", encoding="utf-8-sig") as handle:  # -sig: a BOM is not part of the header
+        reader = csv.reader(handle, delimiter=delimiter, quotechar=quotechar, strict=True)
+        record_start = 1
         try:
             header = next(reader, None)
-            if not header:
-                raise SeedError("the CSV file is empty", path=rel, hint="add a header row with column names")
+            if not header or not any(h.strip() for h in header):
+                raise SeedError("the CSV file is empty (no header row)", path=rel, hint=_EMPTY_HINT)
+            record_start = reader.line_num + 1
             for row in reader:
+                blank_lines = blank_lines or not row
                 if row and len(row) != len(header):
                     raise SeedError(f"row has {len(row)} fields but the header has {len(header)}",
                                     path=rel, line=reader.line_num,
                                     hint="quote values that contain the delimiter, or fix the row")
+                record_start = reader.line_num + 1
         except csv.Error as exc:
-            raise SeedError(f"malformed CSV: {exc}", path=rel, line=reader.line_num) from None
+            raise _csv_error(exc, rel, record_start, reader.line_num, quotechar) from None
         except UnicodeDecodeError as exc:
             raise SeedError(f"not UTF-8 text: {exc.reason}", path=rel, hint="save the file as UTF-8") from None
     duplicates = {c for c in header if header.count(c) > 1}
     if duplicates:
         raise SeedError(f"duplicate column names {sorted(duplicates)}", path=rel, line=1)
-    return header
+    return header, blank_lines
+
+
+def csv_header(path: Path, rel: str, delimiter: str, quotechar: str) -> list[str]:
+    """The checked header row of a CSV seed (see csv_scan)."""
+    return csv_scan(path, rel, delimiter, quotechar)[0]
+
+
+def _csv_error(exc: csv.Error, rel: str, record_start: int, line: int, quotechar: str) -> SeedError:
+    if "unexpected end of data" in str(exc) or line > record_start:
+        return SeedError(f"a quoted value opened on this line is never closed (the file ends at line {line})",
+                         path=rel, line=record_start,
+                         hint=f"close the {quotechar} quote, or write a literal {quotechar} inside a quoted "
+                              f"value as {quotechar * 2}")
+    return SeedError(f"malformed CSV: {exc}", path=rel, line=line,
+                     hint=f"a value containing {quotechar} must be quoted whole, with inner {quotechar} doubled")
+
+
+def _json_kind(value: Any) -> str | None:
+    """The column type family a JSON value needs (None fits any column)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {str: "a string", list: "a list", dict: "an object"}[type(value)]
 
 
 def _check_jsonl(path: Path, rel: str) -> None:
+    """Every line one JSON object, at least one, and one type per key: DuckDB would otherwise make a
+    JSON column whose strings read '"a"' (mixed types) or a table without columns (an empty file)."""
+    first: dict[str, tuple[str, int]] = {}
+    objects = 0
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):
             if not line.strip():
@@ -51,6 +90,28 @@ def _check_jsonl(path: Path, rel: str) -> None:
                                 hint="each line must be one JSON object") from None
             if not isinstance(value, dict):
                 raise SeedError("each line must be a JSON object", path=rel, line=number)
+            objects += 1
+            for key, item in value.items():
+                kind = _json_kind(item)
+                seen = first.setdefault(key, (kind, number)) if kind else None
+                if seen and seen[0] != kind:
+                    raise SeedError(f"key '{key}' is {kind} here but {seen[0]} on line {seen[1]}", path=rel,
+                                    line=number, hint=f"give '{key}' one type on every line (quote numbers "
+                                                      "that are really strings)")
+    if not objects:
+        raise SeedError("the JSONL file is empty (no JSON object)", path=rel, hint=_EMPTY_HINT)
+
+
+def _check_parquet(path: Path, rel: str) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        pq.ParquetFile(path).close()
+    except (pa.ArrowException, OSError) as exc:
+        raise SeedError(f"not a readable Parquet file: {str(exc).splitlines()[0]}", path=rel,
+                        hint="the file is truncated or not Parquet: export it again "
+                             "(e.g. pandas.DataFrame.to_parquet)") from None
 
 
 def seed_select(node, project_dir: Path) -> str:
@@ -62,17 +123,21 @@ def seed_select(node, project_dir: Path) -> str:
     if suffix == ".csv":
         delimiter = node.config.get("delimiter", ",")
         quotechar = node.config.get("quote", '"')
-        header = csv_header(path, rel, delimiter, quotechar)
+        header, blank_lines = csv_scan(path, rel, delimiter, quotechar)
         _check_type_columns(types, header, node)
         options = ["header = true", f"delim = {_literal(delimiter)}", f"quote = {_literal(quotechar)}",
                    "strict_mode = true", "sample_size = -1"]
         if types:
             options.append("types = {" + ", ".join(f"{_literal(k)}: {_literal(v)}" for k, v in types.items()) + "}")
-        return f"select * from read_csv({_literal(str(path))}, {', '.join(options)})"
+        select = f"select * from read_csv({_literal(str(path))}, {', '.join(options)})"
+        if blank_lines and len(header) == 1:  # DuckDB skips blank lines unless there is one column
+            select += f" where {quote(header[0])} is not null"
+        return select
     if suffix in (".jsonl", ".ndjson"):
         _check_jsonl(path, rel)
         reader = f"read_json({_literal(str(path))}, format = 'newline_delimited', sample_size = -1)"
     else:
+        _check_parquet(path, rel)
         reader = f"read_parquet({_literal(str(path))})"
     if not types:
         return f"select * from {reader}"
@@ -135,6 +200,7 @@ def load_seed(db: Any, node) -> BuildResult:
         if failures:  # the reader's own error (file, line, column, fix), not DuckDB's wrapper of it
             raise failures[0] from None
         message = str(exc).split("\n")[0]
-        raise SeedError(f"cannot load seed: {message}", path=node.original_file_path,
-                        hint="check the values against column_types in the seed's YAML") from None
+        hint = ("check the values against column_types in the seed's YAML" if node.config.get("column_types")
+                else "check the file's format; column_types in the seed's YAML can fix a column's type")
+        raise SeedError(f"cannot load seed: {message}", path=node.original_file_path, hint=hint) from None
     return BuildResult(rows, f"{rows:,} rows")

@@ -52,3 +52,36 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def write_file(root: Path, rel: str, text: str) -> Path:
+    """Write one project file (text is dedented), creating its folders."""
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip())
+    return path
+
+
+def count_rows(root: Path, table: str, schema: str = "main") -> int:
+    """Rows of a relation in the `small` project's database, read-only."""
+    import duckdb
+
+    from sqlsynth.identifiers import relation
+
+    con = duckdb.connect(str(root / "target/small.duckdb"), read_only=True)
+    try:
+        return con.execute(f"select count(*) from {relation(schema, table)}").fetchall()[0][0]
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def small(tmp_path):
+    """A built project: seed s (ids 1, 2) -> table a -> table b (ids 2, 4)."""
+    root = tmp_path / "small"
+    write_file(root, "project.yml", "name: small\n")
+    write_file(root, "seeds/s.csv", "id\n1\n2\n")
+    write_file(root, "models/a.sql", "{{ config(materialized='table') }}\nselect * from {{ ref('s') }}")
+    write_file(root, "models/b.sql", "{{ config(materialized='table') }}\nselect id * 2 as id from {{ ref('a') }}")
+    assert run_cli("build", cwd=root).returncode == 0
+    return root

@@ -3,11 +3,12 @@
 import json
 import subprocess
 import sys
-import textwrap
 
 import pytest
 
+from conftest import count_rows as _count
 from conftest import run_cli
+from conftest import write_file as _write
 
 
 def assert_clean_error(result, *needles, code=2):
@@ -75,32 +76,6 @@ def test_jaffle_shop_builds_and_tests_unchanged(fixture_project):
     assert statuses.count("success") == 8 and "error" not in statuses and "fail" not in statuses
     assert any(r["unique_id"].startswith("test.jaffle_shop.relationships") for r in data["results"])
     assert run_cli("test", cwd=root).returncode == 0
-
-
-def _write(root, rel, text):
-    path = root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text).lstrip())
-
-
-@pytest.fixture
-def small(tmp_path):
-    root = tmp_path / "small"
-    _write(root, "project.yml", "name: small\n")
-    _write(root, "seeds/s.csv", "id\n1\n2\n")
-    _write(root, "models/a.sql", "{{ config(materialized='table') }}\nselect * from {{ ref('s') }}")
-    _write(root, "models/b.sql", "{{ config(materialized='table') }}\nselect id * 2 as id from {{ ref('a') }}")
-    assert run_cli("build", cwd=root).returncode == 0
-    return root
-
-
-def _count(root, table):
-    import duckdb
-    con = duckdb.connect(str(root / "target/small.duckdb"), read_only=True)
-    try:
-        return con.execute(f"select count(*) from {table}").fetchall()[0][0]
-    finally:
-        con.close()
 
 
 BAD_INPUTS = [

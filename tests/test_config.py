@@ -12,6 +12,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_defaults_and_aliases(tmp_path):
+    (tmp_path / "m").mkdir()
     config = load_project_config(write(tmp_path, "name: p\nmodel-paths: [m]\nvars: {a: 1}\n"))
     assert config.model_paths == ["m"]
     assert config.seed_paths == ["seeds"]

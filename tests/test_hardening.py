@@ -5,28 +5,13 @@ Every case goes through the real `sqlsynth` entry point against a small built pr
 
 import subprocess
 import sys
-import textwrap
 
 import duckdb
 import pytest
 
-from sqlsynth.identifiers import relation
-
+from conftest import count_rows as _count
 from conftest import run_cli
-
-
-def _write(root, rel, text):
-    path = root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text).lstrip())
-
-
-def _count(root, table, schema="main"):
-    con = duckdb.connect(str(root / "target/small.duckdb"), read_only=True)
-    try:
-        return con.execute(f"select count(*) from {relation(schema, table)}").fetchall()[0][0]
-    finally:
-        con.close()
+from conftest import write_file as _write
 
 
 def assert_clean_error(result, *needles, code=2):
@@ -35,17 +20,6 @@ def assert_clean_error(result, *needles, code=2):
     assert "Traceback" not in output and "Internal error" not in output, output
     for needle in needles:
         assert needle in output, output
-
-
-@pytest.fixture
-def small(tmp_path):
-    root = tmp_path / "small"
-    _write(root, "project.yml", "name: small\n")
-    _write(root, "seeds/s.csv", "id\n1\n2\n")
-    _write(root, "models/a.sql", "{{ config(materialized='table') }}\nselect * from {{ ref('s') }}")
-    _write(root, "models/b.sql", "{{ config(materialized='table') }}\nselect id * 2 as id from {{ ref('a') }}")
-    assert run_cli("build", cwd=root).returncode == 0
-    return root
 
 
 # ---------------------------------------------------------------------------------------------
@@ -153,9 +127,10 @@ def test_yaml_alias_bomb_under_vars_is_refused(small):
     assert _count(small, "b") == 2
 
 
-def test_yaml_alias_bomb_in_vars_flag_is_refused(small):
+@pytest.mark.parametrize("command", ["run", "plan"])
+def test_yaml_alias_bomb_in_vars_flag_is_refused(small, command):
     flow = "{" + ", ".join(line.strip() for line in _BOMB.splitlines()) + "}"
-    result = run_cli("run", "--vars", flow, cwd=small, timeout=60)
+    result = run_cli(command, "--vars", flow, cwd=small, timeout=60)
     assert_clean_error(result, "--vars", "expands to more than")
 
 

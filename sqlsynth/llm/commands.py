@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from ..cli_errors import handle_errors as _errors
-from ..cli_options import FullSummaryGroup, exclude_option, select_option
+from ..cli_options import FullSummaryGroup, exclude_option, parse_vars, select_option
 
 
 def _project_dir(ctx: click.Context, value: Path | None) -> Path:
@@ -84,7 +84,10 @@ def cache_clear(ctx: click.Context, project_dir: Path | None, endpoint: str | No
     from ..console import console
     from . import cache
 
-    con = _open(_project_dir(ctx, project_dir), read_only=False)
+    root = _project_dir(ctx, project_dir)
+    if endpoint is not None:
+        _check_endpoint(root, endpoint)
+    con = _open(root, read_only=False)
     try:
         count = cache.clear(con, endpoint)
     finally:
@@ -155,6 +158,23 @@ def cache_import(ctx: click.Context, file: Path, project_dir: Path | None, targe
                   f"({counts.already_cached:,} already cached, {counts.in_file:,} in the file).")
 
 
+def _check_endpoint(root: Path, endpoint: str) -> None:
+    """An endpoint name that neither project.yml nor the cache knows is a typo, not "0 deleted"."""
+    from ..errors import ConfigError, did_you_mean
+    from ..project import load_project
+    from . import cache
+    from .endpoints import endpoints
+
+    known = set(endpoints(load_project(root, {}).config))
+    con = _open(root, read_only=True)
+    if con is not None:
+        known |= {row["endpoint"] for row in cache.stats(con)}
+        con.close()
+    if endpoint not in known:
+        raise ConfigError(f"--endpoint {endpoint}: no such endpoint; known: {', '.join(sorted(known))}",
+                          hint=did_you_mean(endpoint, known) or "see endpoints: in project.yml")
+
+
 @click.command("plan")
 @_project_option
 @select_option()
@@ -171,14 +191,12 @@ def plan_command(ctx: click.Context, project_dir: Path | None, select: tuple[str
     """
     import json
 
-    import yaml
-
     from ..api import Options, plan
     from ..console import out
 
     options = Options(project_dir=_project_dir(ctx, project_dir), select=[w for s in select for w in s.split()],
                       exclude=[w for s in exclude for w in s.split()],
-                      vars=yaml.safe_load(vars_) if vars_ else {})
+                      vars=parse_vars(vars_))
     rows = plan(options)
     _warn_missing_keys(options.project_dir, {r.endpoint for r in rows})
     if as_json:

@@ -48,6 +48,12 @@ def usage_summary() -> dict[str, Any]:
     return summary()
 
 
+def node_row_errors(node: str) -> tuple[int, int]:
+    from .usage import node_row_errors as errors
+
+    return errors(node)
+
+
 def register(registry: Any) -> None:
     registry.sql_transforms.append(rewrite_ai_query)
     registry.function_providers.append(provide_ai_query)
@@ -56,3 +62,4 @@ def register(registry: Any) -> None:
     registry.run_started.append(reset_usage)
     registry.run_finished.append(finish_progress)
     registry.run_summaries["usage"] = usage_summary
+    registry.row_errors.append(node_row_errors)

@@ -160,7 +160,10 @@ def ddl_to_schema(text: str) -> dict[str, Any]:
     try:
         dtype = exp.DataType.build(ddl, dialect="databricks")
     except (ParseError, ValueError) as exc:
-        raise ResponseFormatError(f"cannot parse responseFormat {text!r}: {str(exc).splitlines()[0]}",
+        from ..compile import plain_parser_message
+
+        raise ResponseFormatError(f"cannot parse responseFormat {text!r}: "
+                                  f"{plain_parser_message(str(exc).splitlines()[0])}",
                                   hint=_FORMAT_HINT) from None
     if dtype.this != exp.DataType.Type.STRUCT:
         raise ResponseFormatError(f"responseFormat {text!r} must be a STRUCT<...>", hint=_FORMAT_HINT)

@@ -72,6 +72,13 @@ def calls_made(endpoint: str) -> int:
         return counters.calls if counters else 0
 
 
+def node_row_errors(node: str) -> tuple[int, int]:
+    """(ai_query values computed, values that ended in an error) by one model in this run."""
+    with _lock:
+        counters = _state.nodes.get(node)
+        return (counters.rows, counters.errors) if counters else (0, 0)
+
+
 def reset_usage() -> None:
     global _state
     with _lock:

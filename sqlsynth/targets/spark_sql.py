@@ -16,7 +16,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError
 
-from ..compile import strip_statement
+from ..compile import plain_parser_message, strip_statement
 from ..errors import CompileError
 
 SPARK_DIALECTS = ("spark", "databricks")
@@ -108,7 +108,8 @@ def to_spark_sql(rendered: str, node: Any, dialect: str, relations: list[str],
     try:
         tree = sqlglot.parse_one(sql, read=dialect or "duckdb")
     except (ParseError, SqlglotError) as exc:
-        raise CompileError(f"model '{node.name}': cannot transpile to Spark: {str(exc).splitlines()[0]}",
+        raise CompileError(f"model '{node.name}': cannot transpile to Spark: "
+                           f"{plain_parser_message(str(exc).splitlines()[0])}",
                            path=node.original_file_path,
                            hint="write portable SQL, or the Spark spelling with config(dialect='spark')") from None
     _check_functions(tree, node, python_names)
