@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .masking import mask_data
 from .project import Node, Project
 from .state import checksums
 
@@ -41,7 +42,7 @@ def _node_json(node: Node) -> dict[str, Any]:
 def _write(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+    tmp.write_text(json.dumps(mask_data(data), indent=2, default=str), encoding="utf-8")
     os.replace(tmp, path)
 
 

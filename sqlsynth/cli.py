@@ -199,7 +199,10 @@ def show(ctx, target, select, inline, project_dir, vars_, limit, output):
         out.print_json(json.dumps([dict(zip(columns, row, strict=True)) for row in rows], default=str))
     elif output == "csv":
         import csv
-        writer = csv.writer(sys.stdout)
+
+        from .masking import MaskedStream
+
+        writer = csv.writer(MaskedStream("stdout"))
         writer.writerow(columns)
         writer.writerows(rows)
     else:

@@ -34,8 +34,12 @@ def handle_errors(fn):
             sys.exit(143 if terminated else 130)
         except Exception as exc:  # a bug in sqlsynth, not a user mistake: keep it short unless asked
             import os
-            if os.environ.get("SQLSYNTH_DEBUG"):
-                raise
+            if os.environ.get("SQLSYNTH_DEBUG"):  # the traceback, with secrets masked as everywhere else
+                import traceback
+
+                from .masking import mask
+                sys.stderr.write(mask(traceback.format_exc()))
+                sys.exit(3)
             console.print(f"[red]Internal error:[/red] {type(exc).__name__}: {exc}", markup=True)
             console.print("  set SQLSYNTH_DEBUG=1 for the traceback and report it as a bug")
             sys.exit(3)

@@ -24,6 +24,7 @@ from .database import Database
 from .datatests import generic_test_sql
 from .errors import CompileError
 from .extensions import registry
+from .masking import mask
 from .materialize import incremental_target_exists
 from .node_types import NodeType
 from .project import Node, Project
@@ -306,5 +307,5 @@ class Compiler:
         if node.test_metadata is not None:
             path = path.parent / node.original_file_path.replace("/", "_") / f"{node.name}.sql"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.compiled[node.unique_id] + "\n", encoding="utf-8")
+        path.write_text(mask(self.compiled[node.unique_id]) + "\n", encoding="utf-8")
         return path

@@ -171,6 +171,7 @@ def parse_project_config(data: Any, path: str = PROJECT_FILE) -> ProjectConfig:
     if not isinstance(data, dict):
         raise ConfigError("expected a mapping with at least 'name:'", path=path,
                           hint="start the file with: name: my_project")
+    _register_env_secrets(data)
     data = interpolate_env(data, path)
     try:
         config = ProjectConfig.model_validate(data)
@@ -179,7 +180,42 @@ def parse_project_config(data: Any, path: str = PROJECT_FILE) -> ProjectConfig:
         raise ConfigError(_describe(first), path=path, line=line_of(data, first["loc"]),
                           hint=_extra_key_hint(first)) from None
     _warn_unsupported(data, path)
+    _register_endpoint_secrets(config)
     return config
+
+
+def _env_names(data: Any) -> set[str]:
+    if isinstance(data, dict):
+        return {name for value in data.values() for name in _env_names(value)}
+    if isinstance(data, list):
+        return {name for value in data for name in _env_names(value)}
+    return {m.group(1) for m in _ENV_PATTERN.finditer(data)} if isinstance(data, str) else set()
+
+
+def _register_env_secrets(data: dict) -> None:
+    """Every ${VAR} inside endpoints: or targets: (keys, tokens, URLs with credentials) is a secret."""
+    from .masking import add_secret
+
+    for section in ("endpoints", "targets"):
+        for name in _env_names(data.get(section)):
+            add_secret(os.environ.get(name))
+
+
+def _register_endpoint_secrets(config: ProjectConfig) -> None:
+    """The key named by api_key_env, credentials in base_url, key/token values in parameters."""
+    from .masking import add_named_secrets, add_secret, add_url_secrets
+
+    for endpoint in config.endpoints.values():
+        if endpoint.api_key_env:
+            add_secret(os.environ.get(endpoint.api_key_env))
+        add_url_secrets(endpoint.base_url)
+        add_named_secrets(endpoint.parameters)
+    for target in config.targets.values():
+        settings = target.model_dump()
+        for key, value in settings.items():
+            if key.endswith("_env") and isinstance(value, str):  # token_env: the variable's value
+                add_secret(os.environ.get(value))
+        add_named_secrets(settings)
 
 
 def _warn_unsupported(data: dict, path: str) -> None:

@@ -17,6 +17,7 @@ from .errors import ConfigError, SqlsynthError, did_you_mean
 from .export_guard import check_export_target, record_export
 from .extensions import registry
 from .identifiers import quote, relation
+from .masking import contains_secret
 from .project import Node
 
 INCREMENTAL_STRATEGIES = ("append", "delete+insert", "merge")
@@ -76,6 +77,11 @@ def _count(cur: Any, rel: str) -> int:
 
 def build_view(ctx: BuildContext) -> BuildResult:
     node, cur = ctx.node, ctx.cur
+    if contains_secret(ctx.sql):  # a view's SQL is stored in the database file, readable by anyone
+        raise ConfigError("this view's SQL holds a secret (an env_var(..., secret=true) value, a key or a URL "
+                          "with credentials), and a view's SQL is stored in the database file",
+                          path=node.original_file_path,
+                          hint="materialize it as a table (config(materialized='table')): only its rows are stored")
     existing = ctx.db.relation_type(node.schema, node.alias)
 
     def swap() -> None:

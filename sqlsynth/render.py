@@ -24,6 +24,7 @@ import jinja2.sandbox  # noqa: F401  (keeps jinja2.exceptions importable under a
 
 from .errors import RenderError, SqlsynthError
 from .identifiers import relation
+from .masking import add_secret, is_secret_env
 
 # dbt's `{% test name(args) %}` blocks are macros named test_<name>.
 _TEST_BLOCK = re.compile(r"{%(-?)\s*test\s+(\w+)\s*\(")
@@ -277,11 +278,12 @@ class DbtContext:
                           hint=f"add '{name}:' under vars: in project.yml, or pass --vars '{{\"{name}\": ...}}'")
 
     @staticmethod
-    def env_var(name: str, default: Any = _MISSING):
-        if name in os.environ:
-            return os.environ[name]
-        if default is not _MISSING:
-            return default
+    def env_var(name: str, default: Any = _MISSING, secret: bool = False):
+        value = os.environ.get(name, default)
+        if value is not _MISSING:
+            if secret or is_secret_env(name):  # masked wherever sqlsynth prints or writes it
+                add_secret(str(value))
+            return value
         raise RenderError(f"environment variable {name} is not set",
                           hint=f"export {name}=... or write env_var('{name}', 'default')")
 

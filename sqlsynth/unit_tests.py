@@ -123,8 +123,8 @@ def _render(project: Project, model: Node, spec: dict[str, Any], fixtures: _Fixt
 
 
 def _env_var(values: dict[str, Any], fallback: Any) -> Any:
-    def env_var(name: str, *default: Any) -> Any:
-        return str(values[name]) if name in values else fallback(name, *default)
+    def env_var(name: str, *default: Any, **options: Any) -> Any:  # options: secret=true
+        return str(values[name]) if name in values else fallback(name, *default, **options)
     return env_var
 
 

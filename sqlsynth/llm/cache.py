@@ -18,6 +18,8 @@ from typing import Any
 
 import duckdb
 
+from ..masking import mask, mask_data
+
 SCHEMA = "sqlsynth"
 CACHE_DDL = f"""
 CREATE SCHEMA IF NOT EXISTS {SCHEMA};
@@ -165,8 +167,9 @@ class Cache:
 
 def _insert_rows(cur: duckdb.DuckDBPyConnection, rows: list[CacheRow], now: dt.datetime) -> None:
     if rows:
+        # the endpoint's URL and parameters may hold credentials: stored masked (never the key)
         values = [(r.key, r.endpoint, r.identity.get("provider"), r.identity.get("model"),
-                   r.identity.get("base_url"), json.dumps(r.messages), json.dumps(r.parameters),
+                   mask(r.identity.get("base_url")), json.dumps(r.messages), mask(json.dumps(mask_data(r.parameters))),
                    r.response_format, r.response, r.prompt_tokens, r.completion_tokens, now, r.finish_reason)
                   for r in rows]
         _insert(cur, "cache", CACHE_COLUMNS, values, ignore=True)
@@ -176,7 +179,7 @@ def _insert_calls(cur: duckdb.DuckDBPyConnection, calls: list[CallRow], now: dt.
     if calls:
         values = [(now, c.endpoint, c.identity.get("provider"), c.identity.get("model"), c.key,
                    c.node, c.status, c.attempts, c.prompt_tokens, c.completion_tokens,
-                   round(c.latency_ms, 3), c.error, c.finish_reason) for c in calls]
+                   round(c.latency_ms, 3), mask(c.error), c.finish_reason) for c in calls]
         _insert(cur, "calls", CALL_COLUMNS, values, ignore=False)
 
 

@@ -317,9 +317,12 @@ class OpenAIBackend:
         return self._scrub(text + hints.get(status, ""))
 
     def _scrub(self, text: str) -> str:
-        """Never let the key reach a message, a log row or the database."""
+        """Never let the key (or a credential in base_url) reach a message, a log row or the database:
+        the message becomes the row's errorMessage, stored in the model's table."""
+        from ..masking import mask
+
         key = self._api_key
-        return text.replace(key, "***") if key and len(key) > 3 else text
+        return mask(text.replace(key, "***") if key and len(key) > 3 else text)
 
     def _failed(self, message: str, attempts: int, started: float) -> LLMResult:
         return LLMResult(text=None, error=self._scrub(message), attempts=attempts,
