@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -42,8 +43,14 @@ def _node_json(node: Node) -> dict[str, Any]:
 def _write(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(mask_data(data), indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(mask_data(data), indent=2, default=str), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:  # a failed write() names no file: name it (disk full, read-only target/)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        exc.filename = exc.filename or str(path)
+        raise
 
 
 def write_manifest(project: Project, target_dir: Path) -> Path:

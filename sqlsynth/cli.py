@@ -130,7 +130,8 @@ def build(ctx, full_refresh, threads, fail_on_ai_errors, **params):
 @main.command()
 @project_dir_option()
 @click.option("--target-path", default=None, help="Artifacts folder holding run_results.json (default: target).")
-@click.option("--threads", type=int, default=None, help="Nodes built in parallel (default: threads in project.yml).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Nodes built in parallel, at least 1 (default: threads in project.yml).")
 @click.pass_context
 @_handle_errors
 def retry(ctx, project_dir, target_path, threads):

@@ -82,6 +82,6 @@ def _os_hint(exc: OSError) -> str:
         errno.ENOTDIR: "a file is in the way of a folder sqlsynth needs: move it, or pass another --target-path",
         errno.EACCES: "make that path writable, or pass another --target-path",
         errno.EROFS: "the file system is read-only: pass a writable --target-path",
-        errno.ENOSPC: "free disk space and re-run; completed nodes are kept",
+        errno.ENOSPC: "free disk space on that file system (df -h shows it) and re-run; completed nodes are kept",
     }
     return hints.get(exc.errno, "check that path and re-run")

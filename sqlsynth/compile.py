@@ -307,5 +307,9 @@ class Compiler:
         if node.test_metadata is not None:
             path = path.parent / node.original_file_path.replace("/", "_") / f"{node.name}.sql"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(mask(self.compiled[node.unique_id]) + "\n", encoding="utf-8")
+        try:
+            path.write_text(mask(self.compiled[node.unique_id]) + "\n", encoding="utf-8")
+        except OSError as exc:  # a failed write() names no file (disk full)
+            exc.filename = exc.filename or str(path)
+            raise
         return path

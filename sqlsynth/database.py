@@ -35,6 +35,16 @@ def locked_error(path: Path, message: str) -> DatabaseLockedError:
                                     "SQL clients can open the file with read-only access while no run is going")
 
 
+def _io_hint(message: str) -> str | None:
+    lowered = message.lower()
+    if "read-only" in lowered or "permission denied" in lowered:
+        return ("the database file or its folder is not writable: make it writable, or set database: in "
+                "project.yml to a writable path (show, ls and compile still work)")
+    if "no space left" in lowered:
+        return "free disk space on that file system and re-run; the database keeps what was committed"
+    return None
+
+
 def connect(path: Path, read_only: bool = False, storage_version: str | None = None) -> Any:
     """Open the database file. A new file is written in ``storage_version``'s format (older clients read
     it); relative paths in SQL (the export views) also resolve against the file's folder."""
@@ -47,7 +57,7 @@ def connect(path: Path, read_only: bool = False, storage_version: str | None = N
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
             raise locked_error(path, str(exc)) from None
-        raise SqlsynthError(f"cannot open database: {exc}", path=str(path)) from None
+        raise SqlsynthError(f"cannot open database: {exc}", path=str(path), hint=_io_hint(str(exc))) from None
     except duckdb.Error as exc:
         raise SqlsynthError(f"cannot open database: {str(exc).splitlines()[0].split(', valid options')[0]}", path=str(path),
                             hint="check storage_compatibility_version in project.yml (e.g. v1.4.0 or latest)") from None

@@ -92,6 +92,9 @@ def runtime_message(exc: BaseException) -> str:
     """A DuckDB runtime error as sqlsynth's message: a UDF's own error without DuckDB's wrapper, and
     ai_query's arguments in the user's terms, never the internal sqlsynth_ai_query(...) signature."""
     text = _UDF_WRAPPER.sub("", str(exc).strip())
+    if "No space left on device" in text:  # DuckDB names the file; say what to do
+        first, _, rest = text.partition("\n")
+        text = f"{first}; free disk space on that file system and re-run (completed nodes are kept)\n{rest}"
     return _INTERNAL_CALL.sub("ai_query(endpoint, request, ...) got arguments of the wrong type: the endpoint is "
                               "the name of an endpoint as a string constant, the request a string or a list "
                               "of {role, content} structs", text)

@@ -203,7 +203,8 @@ def test_target_path_outside_the_project_still_takes_default_exports(small, tmp_
     (["show", "a", "--limit", "-1"], "--limit"),
     (["run", "--threads", "0"], "--threads"),
     (["build", "--threads", "-2"], "--threads"),
-], ids=["show_limit_negative", "run_threads_zero", "build_threads_negative"])
+    (["retry", "--threads", "0"], "--threads"),
+], ids=["show_limit_negative", "run_threads_zero", "build_threads_negative", "retry_threads_zero"])
 def test_out_of_range_numbers_are_cli_errors(small, args, needle):
     result = run_cli(*args, cwd=small)
     assert_clean_error(result, needle, "Invalid value")
