@@ -144,3 +144,50 @@ def test_ai_query_model_is_answered_by_fixtures_never_an_endpoint(make_project):
     schema.write_text(schema.read_text().replace('request: "Classify: Where is my card?"', 'request: "other"'))
     missing = run_cli("test", "-s", "answers_come_from_fixtures", cwd=project, env={"OPENAI_API_KEY": "unused"})
     assert missing.returncode == 1 and "gives no answer for: 'Classify: Where is my card?'" in missing.stderr
+
+
+INCREMENTAL = """
+{{ config(materialized='incremental', unique_key='id') }}
+select id, v, '{{ env_var("SQLSYNTH_TEST_REGION", "eu") }}' as region, {{ scale('v') }} as scaled
+from {{ ref('src') }}
+{% if is_incremental() %}
+where id > (select max(id) from {{ this }})
+{% endif %}
+"""
+
+INCREMENTAL_TESTS = """
+version: 2
+unit_tests:
+  - name: incremental_run_takes_new_rows_only
+    model: inc
+    overrides:
+      macros: {is_incremental: true, scale: "v * 100"}
+      env_vars: {SQLSYNTH_TEST_REGION: us}
+    given:
+      - input: ref('src')
+        rows: [{id: 1, v: 1}, {id: 2, v: 2}, {id: 3, v: 3}]
+      - input: this
+        rows: [{id: 1, v: 1}, {id: 2, v: 2}]
+    expect:
+      rows: [{id: 3, region: us, scaled: 300}]
+  - name: full_build_takes_every_row
+    model: inc
+    given:
+      - input: ref('src')
+        rows: [{id: 1, v: 1}, {id: 2, v: 2}]
+    expect:
+      rows: [{id: 1, region: eu, scaled: 10}, {id: 2, region: eu, scaled: 20}]
+"""
+
+
+def test_overrides_for_is_incremental_this_macros_and_env_vars(make_project):
+    project = make_project({
+        "project.yml": "name: inc_project\n",
+        "seeds/src.csv": "id,v\n1,1\n",
+        "macros/scale.sql": "{% macro scale(column) %}{{ column }} * 10{% endmacro %}\n",
+        "models/inc.sql": INCREMENTAL,
+        "models/schema.yml": INCREMENTAL_TESTS,
+    })
+    result = run_cli("test", "-s", "inc", cwd=project)  # SQLSYNTH_TEST_REGION is unset: "eu" by default
+    assert result.returncode == 0, result.stderr
+    assert {r["status"] for r in _results(project).values()} == {"pass"}
