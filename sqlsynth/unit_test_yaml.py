@@ -41,18 +41,35 @@ def _input_key(text: Any, path: str, entry: Any) -> str:
     return match.group(6) or AI_QUERY
 
 
-def _rows(item: Any, path: str, what: str) -> list[dict[str, Any]]:
-    """Rows as dicts (format: dict, the default) or a CSV text with a header (format: csv)."""
+def _fixture_text(project: Any, item: dict, path: str, what: str, fmt: str) -> str:
+    """dbt's `fixture: name`: <test-path>/fixtures/name.csv (format csv only)."""
+    if fmt != "csv":
+        raise _fail(f"{what}: fixture files need format: csv", path, item)
+    candidates = [project.dir / folder / "fixtures" / f"{item['fixture']}.csv" for folder in project.config.test_paths]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate.read_text(encoding="utf-8")
+    raise _fail(f"{what}: fixture file {item['fixture']}.csv not found", path, item,
+                hint=f"put it at {candidates[0].relative_to(project.dir)}")
+
+
+def _rows(project: Any, item: Any, path: str, what: str) -> list[dict[str, Any]] | dict[str, str]:
+    """Rows as dicts (format: dict, the default), a CSV text with a header (format: csv, inline or
+    `fixture: name`), or {"sql": query} (format: sql: a select returning the rows)."""
     fmt = (item.get("format") or "dict") if isinstance(item, dict) else "dict"
-    if isinstance(item, dict) and item.get("fixture"):
-        raise _fail(f"{what}: fixture files are not supported", path, item, hint="put the rows inline")
     rows = item.get("rows") if isinstance(item, dict) else None
+    if isinstance(item, dict) and item.get("fixture"):
+        rows = _fixture_text(project, item, path, what, fmt)
+    if fmt == "sql":
+        if not isinstance(rows, str) or not rows.strip():
+            raise _fail(f"{what}: format sql needs rows as a select statement (rows: |)", path, item)
+        return {"sql": rows.strip().rstrip(";")}
     if fmt == "csv":
         if not isinstance(rows, str):
             raise _fail(f"{what}: format csv needs rows as a text block (rows: |)", path, item)
         return [{k: _csv_value(v) for k, v in row.items()} for row in csv.DictReader(io.StringIO(rows.strip()))]
     if fmt != "dict":
-        raise _fail(f"{what}: format '{fmt}' is not supported", path, item, hint="use format: dict or csv")
+        raise _fail(f"{what}: format '{fmt}' is not supported", path, item, hint="use format: dict, csv or sql")
     if rows is None:
         return []
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
@@ -95,7 +112,7 @@ def unit_test_fields(project: Any, entry: Any, path: str) -> dict[str, Any]:
     for item in entry.get("given") or []:
         _check_keys(item, _GIVEN_KEYS, path, f"unit test '{name}' given")
         given.append({"input": _input_key(item.get("input"), path, item),
-                      "rows": _rows(item, path, f"unit test '{name}' given {item.get('input')}")})
+                      "rows": _rows(project, item, path, f"unit test '{name}' given {item.get('input')}")})
     expect = entry.get("expect")
     _check_keys(expect, {"rows", "format", "fixture"}, path, f"unit test '{name}' expect")
     overrides = entry.get("overrides") or {}
@@ -105,5 +122,5 @@ def unit_test_fields(project: Any, entry: Any, path: str) -> dict[str, Any]:
             "name": str(name), "original_file_path": path, "fqn": [project.name, model.name, str(name)],
             "config": {"enabled": True, **config}, "description": entry.get("description") or "",
             "attached_node": model.unique_id, "yaml_path": path, "yaml_line": getattr(entry, "line", None),
-            "unit_test": {"given": given, "expect": _rows(expect, path, f"unit test '{name}' expect"),
+            "unit_test": {"given": given, "expect": _rows(project, expect, path, f"unit test '{name}' expect"),
                           "overrides": {k: dict(overrides.get(k) or {}) for k in _OVERRIDE_KEYS}}}

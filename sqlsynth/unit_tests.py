@@ -75,6 +75,11 @@ def _rows_sql(rows: list[dict[str, Any]], types: dict[str, str]) -> str:
     return "\nunion all by name\n".join(selects)
 
 
+def _fixture_sql(rows: list[dict[str, Any]] | dict[str, str], types: dict[str, str]) -> str:
+    """The select that builds one fixture: format sql as written, dict/csv rows as literals."""
+    return rows["sql"] if isinstance(rows, dict) else _rows_sql(rows, types)
+
+
 def _fixture_name(key: str) -> str:
     return "__given_" + re.sub(r"\W", "_", key)
 
@@ -187,14 +192,24 @@ def _connection(project: Project, db: Any, ai_fixture: _AIQueryFixture) -> tuple
     return con, context
 
 
-def _compare(con: Any, expected: list[dict[str, Any]]) -> UnitTestOutcome:
+def _expected_columns(con: Any, expected: list[dict[str, Any]] | dict[str, str]) -> list[str]:
+    if isinstance(expected, dict):  # format sql: the columns its select returns
+        return [row[0] for row in con.execute(f"describe select * from ({expected['sql']})").fetchall()]
+    return list(dict.fromkeys(k for row in expected for k in row))
+
+
+def _compare(con: Any, expected: list[dict[str, Any]] | dict[str, str]) -> UnitTestOutcome:
     actual_types = {row[0]: row[1] for row in con.execute("describe __actual").fetchall()}
-    columns = list(dict.fromkeys(k for row in expected for k in row)) or list(actual_types)
+    columns = _expected_columns(con, expected) or list(actual_types)
     unknown = [c for c in columns if c not in actual_types]
     if unknown:
         raise UnitTestFailure(f"expected column(s) {', '.join(unknown)} are not in the model's output "
                               f"({', '.join(actual_types)})")
-    con.execute(f"create table __expected as {_rows_sql(expected, {c: actual_types[c] for c in columns})}")
+    if isinstance(expected, dict):  # typed like the model's output, as dict/csv rows are
+        casts = ", ".join(f"cast({quote(c)} as {actual_types[c]}) as {quote(c)}" for c in columns)
+        con.execute(f"create table __expected as select {casts} from ({expected['sql']})")
+    else:
+        con.execute(f"create table __expected as {_rows_sql(expected, {c: actual_types[c] for c in columns})}")
     names = ", ".join(quote(c) for c in columns)
     diff = con.execute(
         f"(select '+' as diff, {names} from __actual except all select '+', {names} from __expected) "
@@ -226,7 +241,7 @@ def run_unit_test(project: Project, db: Any, node: Node) -> UnitTestOutcome:
     try:
         for key in fixtures.keys:
             con.execute(f"create table {quote(_fixture_name(key))} as "
-                        f"{_rows_sql(given[key], _real_types(project, db, key))}")
+                        f"{_fixture_sql(given[key], _real_types(project, db, key))}")
         try:
             sql = compile_sql(rendered, source=model.raw_code, path=model.original_file_path,
                               dialect=model.config.get("dialect", "duckdb"), node_name=model.name,

@@ -191,3 +191,39 @@ def test_overrides_for_is_incremental_this_macros_and_env_vars(make_project):
     result = run_cli("test", "-s", "inc", cwd=project)  # SQLSYNTH_TEST_REGION is unset: "eu" by default
     assert result.returncode == 0, result.stderr
     assert {r["status"] for r in _results(project).values()} == {"pass"}
+
+
+SQL_AND_FIXTURE = """
+version: 2
+unit_tests:
+  - name: orders_from_sql_and_a_fixture_file
+    model: orders
+    overrides:
+      vars: {payment_methods: ["coupon"]}
+    given:
+      - input: ref('stg_orders')
+        format: sql
+        rows: |
+          select 1 as order_id, 7 as customer_id, date '2024-01-01' as order_date, 'placed' as status
+      - input: ref('stg_payments')
+        format: csv
+        fixture: payments_one_coupon
+    expect:
+      format: sql
+      rows: select 1 as order_id, 3 as coupon_amount, 3 as amount
+"""
+
+
+def test_format_sql_and_csv_fixture_files(fixture_project):
+    project = fixture_project("jaffle")
+    schema = project / "models/marts/schema.yml"
+    schema.write_text(schema.read_text() + SQL_AND_FIXTURE.split("version: 2", 1)[1])
+    (project / "tests/fixtures").mkdir(parents=True)
+    (project / "tests/fixtures/payments_one_coupon.csv").write_text(
+        "payment_id,order_id,payment_method,amount\n1,1,coupon,3\n")
+    result = run_cli("test", "-s", "orders_from_sql_and_a_fixture_file", cwd=project)
+    assert result.returncode == 0, result.stderr
+    (project / "tests/fixtures/payments_one_coupon.csv").unlink()
+    missing = run_cli("ls", cwd=project)
+    assert missing.returncode == 2 and "payments_one_coupon.csv not found" in missing.stderr
+    assert "tests/fixtures/payments_one_coupon.csv" in missing.stderr
