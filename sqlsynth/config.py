@@ -44,6 +44,17 @@ class EndpointConfig(Strict):
     parameters: dict[str, Any] = Field(default_factory=dict, description="default modelParameters")
     batch_size: int | None = Field(None, ge=1, description="transformers: prompts per generate() call")
     device: str | None = Field(None, description="transformers: cpu, cuda, mps (default: best available)")
+    batch: bool = Field(False, description="openai: send a model's uncached requests as one provider batch "
+                                           "(/v1/files + /v1/batches), at the batch price")
+    batch_price_factor: float = Field(0.5, gt=0, description="batch price over the token prices (OpenAI: half)")
+    batch_poll_s: float = Field(30.0, gt=0, description="seconds between two looks at a running batch")
+
+    @field_validator("batch")
+    @classmethod
+    def _batch_needs_a_server(cls, value: bool, info: Any) -> bool:
+        if value and info.data.get("provider") != "openai":
+            raise ValueError("batch: true needs provider: openai (a server with /v1/batches)")
+        return value
 
 
 # Oldest DuckDB release whose clients must read the database file: 1.4 is the long-term-support line

@@ -141,7 +141,9 @@ class BatchAnswerer:
         answer = [int(jobs[k].parameters.get("max_tokens") or jobs[k].parameters.get("max_new_tokens")
                       or plan.DEFAULT_ANSWER_TOKENS) for k in real]
         prices = (config.price_per_1k_input_tokens, config.price_per_1k_output_tokens)
-        collector.add(node or "(query)", endpoint, real, cached, prompt, answer, prices)
+        if config.batch:  # the provider's batch price
+            prices = tuple(None if p is None else p * config.batch_price_factor for p in prices)
+        collector.add(node or "(query)", endpoint, real, cached, prompt, answer, prices, batch=config.batch)
         # Cached rows answer for real; the others with a distinct format-shaped placeholder, so models
         # downstream (unnest, joins) see the right number of rows.
         def value(key: str) -> str:
@@ -166,6 +168,7 @@ class _Batch:
         self.done: queue.SimpleQueue[tuple[str, Any, Any]] = queue.SimpleQueue()
         self._tasks: set[Any] = set()
         self.epoch = _cancel_epoch[0]
+        self.batch_id: str | None = None  # the provider batch being collected (batch mode): logged with each call
 
     def answer(self, jobs: dict[str, _Job]) -> dict[str, Outcome]:
         answers: dict[str, Outcome] = {}
@@ -193,10 +196,18 @@ class _Batch:
         self.counters.shared = self.non_null - len(jobs) + len(waiting)
         for future, key in waiting.items():
             future.add_done_callback(lambda f, key=key: self.done.put(("wait", key, f)))
-        self._submit(mine)
+        provider_batch = bool(mine) and self.config.batch and hasattr(self.backend, "request_body")
+        if not provider_batch:
+            self._submit(mine)
         self.progress.advance(self.rows - len(mine) - len(waiting), cached=len(hits))
         try:
-            self._drain(len(mine), len(waiting), answers)
+            if provider_batch:
+                from .batch_api import ProviderBatch
+
+                ProviderBatch(self).answer(mine, answers)
+                self._drain(0, len(waiting), answers)
+            else:
+                self._drain(len(mine), len(waiting), answers)
         finally:
             self._flush(force=True)
             self._release_unfinished(mine, answers)
@@ -245,10 +256,7 @@ class _Batch:
     def _drain(self, calls_left: int, waits_left: int, answers: dict[str, Outcome]) -> None:
         last_flush = time.monotonic()
         while calls_left or waits_left:
-            if _cancel_epoch[0] != self.epoch:
-                self._cancel_tasks()
-                raise LLMError(f"ai_query on endpoint '{self.endpoint}' interrupted; answers received so far "
-                               "are cached", hint="run again to continue where it stopped")
+            self.check_interrupted()
             ready: list[tuple[str, Any, Any]] = []
             try:
                 ready.append(self.done.get(timeout=POLL_S))
@@ -275,6 +283,13 @@ class _Batch:
             if time.monotonic() - last_flush >= FLUSH_EVERY_S:
                 self._flush()
                 last_flush = time.monotonic()
+
+    def check_interrupted(self, hint: str = "run again to continue where it stopped") -> None:
+        """Raise (and stop this batch's requests) once cancel_all() was called (Ctrl-C)."""
+        if _cancel_epoch[0] != self.epoch:
+            self._cancel_tasks()
+            raise LLMError(f"ai_query on endpoint '{self.endpoint}' interrupted; answers received so far "
+                           "are cached", hint=hint)
 
     def _cancel_tasks(self) -> None:
         tasks = self._tasks
@@ -337,7 +352,7 @@ class _Batch:
         self.pending_calls.append(CallRow(
             self.endpoint, self.identity, job.key, self.node, status, result.attempts,
             result.prompt_tokens, result.completion_tokens, result.latency_s * 1000.0, error,
-            finish or result.finish_reason))
+            finish or result.finish_reason, self.batch_id))
 
     # ----------------------------------------------------------------- commits
     def _flush(self, force: bool = False) -> None:

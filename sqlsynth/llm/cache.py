@@ -35,12 +35,16 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.calls (
     latency_ms DOUBLE, error VARCHAR);
 ALTER TABLE {SCHEMA}.calls ADD COLUMN IF NOT EXISTS finish_reason VARCHAR;
 ALTER TABLE {SCHEMA}.cache ADD COLUMN IF NOT EXISTS finish_reason VARCHAR;
+ALTER TABLE {SCHEMA}.calls ADD COLUMN IF NOT EXISTS batch_id VARCHAR;
+CREATE TABLE IF NOT EXISTS {SCHEMA}.pending_batches (
+    batch_id VARCHAR, endpoint VARCHAR, node VARCHAR, key VARCHAR, submitted_at TIMESTAMP);
 """
 CACHE_COLUMNS = ("key", "endpoint", "provider", "model", "base_url", "request", "parameters",
                   "response_format", "response", "prompt_tokens", "completion_tokens", "created_at",
                   "finish_reason")
 CALL_COLUMNS = ("ts", "endpoint", "provider", "model", "key", "node", "status", "attempts",
-                 "prompt_tokens", "completion_tokens", "latency_ms", "error", "finish_reason")
+                 "prompt_tokens", "completion_tokens", "latency_ms", "error", "finish_reason",
+                "batch_id")
 
 
 class KeyMaker:
@@ -88,6 +92,7 @@ class CallRow:
     latency_ms: float
     error: str | None
     finish_reason: str | None = None
+    batch_id: str | None = None  # the provider batch that answered it (batch mode)
 
 
 class Cache:
@@ -158,6 +163,37 @@ class Cache:
                 raise
             cur.execute("COMMIT")
 
+    # -- provider batches in flight (batch mode): which rows a submitted batch will answer
+    def record_batch(self, batch_id: str, endpoint: str, node: str | None, keys: list[str]) -> None:
+        """Committed right after the batch is created: a run stopped later resumes it, never resubmits."""
+        if not self.writable:
+            return
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        with self._lock:
+            self._cur().execute(f"INSERT INTO {SCHEMA}.pending_batches SELECT $1, $2, $3, unnest($4::VARCHAR[]), $5",
+                                [batch_id, endpoint, node, keys, now])
+
+    def pending_batches(self, endpoint: str, keys: list[str]) -> dict[str, list[str]]:
+        """batch id → those of ``keys`` a batch submitted earlier (and not yet collected) will answer."""
+        if not keys:
+            return {}
+        with self._lock:
+            try:
+                rows = self._cur().execute(
+                    f"SELECT batch_id, list(key ORDER BY key) FROM {SCHEMA}.pending_batches WHERE endpoint = $1 "
+                    f"AND key IN (SELECT unnest($2::VARCHAR[])) GROUP BY batch_id ORDER BY min(submitted_at)",
+                    [endpoint, keys]).fetchall()
+            except duckdb.CatalogException:
+                return {}
+        return dict(rows)
+
+    def forget_batch(self, batch_id: str) -> None:
+        """The batch's answers are committed (or it failed): nothing left to resume."""
+        if not self.writable:
+            return
+        with self._lock:
+            self._cur().execute(f"DELETE FROM {SCHEMA}.pending_batches WHERE batch_id = $1", [batch_id])
+
     def close(self) -> None:
         with self._lock:
             if self._cursor is not None:
@@ -179,7 +215,7 @@ def _insert_calls(cur: duckdb.DuckDBPyConnection, calls: list[CallRow], now: dt.
     if calls:
         values = [(now, c.endpoint, c.identity.get("provider"), c.identity.get("model"), c.key,
                    c.node, c.status, c.attempts, c.prompt_tokens, c.completion_tokens,
-                   round(c.latency_ms, 3), mask(c.error), c.finish_reason) for c in calls]
+                   round(c.latency_ms, 3), mask(c.error), c.finish_reason, c.batch_id) for c in calls]
         _insert(cur, "calls", CALL_COLUMNS, values, ignore=False)
 
 

@@ -214,7 +214,7 @@ def plan_command(ctx: click.Context, project_dir: Path | None, select: tuple[str
             table.add_row(r.model, r.endpoint, "?", "?", "?", "?", "", "", r.note)
             continue
         cost = f"{r.cost:.4f}" if r.cost is not None else "-"
-        table.add_row(r.model, r.endpoint, str(r.rows), str(r.unique), str(r.cached), str(r.to_call),
+        table.add_row(r.model, r.label, str(r.rows), str(r.unique), str(r.cached), str(r.to_call),
                       str(r.prompt_tokens), str(r.completion_tokens), cost)
     out.print(table)
 

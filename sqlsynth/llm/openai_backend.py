@@ -211,8 +211,9 @@ class OpenAIBackend:
                           "no further requests are sent to it", markup=True)
 
     # -- one HTTP request
-    async def _attempt(self, request: LLMRequest, use_format: bool) -> LLMResult:
-        client = self._ensure_client()
+    def request_body(self, request: LLMRequest, use_format: bool) -> dict[str, Any]:
+        """The chat-completions body: the canonical parameters as the API spells them, and the
+        response format as json_schema or, when not used, as an instruction (prompt-and-parse)."""
         kwargs, extra = openai_arguments(request.parameters)
         messages = list(request.messages)
         schema = request.response_schema
@@ -221,7 +222,15 @@ class OpenAIBackend:
                 "name": "response", "schema": schema, "strict": strict_compatible(schema)}}
         elif schema is not None:
             messages = [{"role": "system", "content": schema_instruction(schema)}, *messages]
-        body = {"model": self.endpoint.model, "messages": messages, **kwargs, **extra}
+        return {"model": self.endpoint.model, "messages": messages, **kwargs, **extra}
+
+    def transport(self) -> JSONTransport:
+        """The endpoint's HTTP transport (call on the shared loop): the batch API uses it too."""
+        return self._ensure_client()
+
+    async def _attempt(self, request: LLMRequest, use_format: bool) -> LLMResult:
+        client = self._ensure_client()
+        body = self.request_body(request, use_format)
         limit = self.concurrency
         ticket = await limit.acquire()  # type: ignore[union-attr]
         try:
@@ -233,7 +242,7 @@ class OpenAIBackend:
             limit.succeeded(time.perf_counter() - sent)  # type: ignore[union-attr]
         finally:
             limit.release()  # type: ignore[union-attr]
-        return self._result(response)
+        return self.parse_completion(response)
 
     async def _post(self, client: JSONTransport, body: dict[str, Any], use_format: bool, ticket: int) -> Any:
         """One POST; what happened mapped to retry / fatal / format-rejected."""
@@ -261,7 +270,8 @@ class OpenAIBackend:
             return _FormatRejected()
         return _Fatal(message, status in ENDPOINT_WIDE)
 
-    def _result(self, response: Any) -> LLMResult:
+    def parse_completion(self, response: Any) -> LLMResult:
+        """An LLMResult from a chat.completion body; _Retryable when the body is unusable."""
         if not isinstance(response, dict):
             raise _Retryable(f"unreadable response body: {str(response)[:80]!r}")
         choices = response.get("choices")

@@ -25,7 +25,13 @@ class PlanRow:
     completion_tokens: int = 0
     cost: float | None = None
     note: str | None = None
+    batch: bool = False  # the endpoint uses provider batch mode: cost at the batch price
     _keys: set = field(default_factory=set, repr=False)
+
+    @property
+    def label(self) -> str:
+        """The endpoint as the plan table shows it."""
+        return f"{self.endpoint} (batch price)" if self.batch else self.endpoint
 
     @property
     def to_call(self) -> int:
@@ -46,11 +52,12 @@ class Collector:
         self.planned: set[str] = set()    # every model in this plan
 
     def add(self, model: str, endpoint: str, keys: list[str], cached: set[str], prompt_tokens: list[int],
-            answer_tokens: list[int], prices: tuple[float | None, float | None]) -> None:
+            answer_tokens: list[int], prices: tuple[float | None, float | None], batch: bool = False) -> None:
         if model != self.current and model in self.planned:
             return  # an upstream view re-evaluated inside another model: counted under its own name
         with self.lock:
             row = self.rows.setdefault((model, endpoint), PlanRow(model, endpoint))
+            row.batch = batch
             row.rows += len(keys)
             for key, p_tokens, a_tokens in zip(keys, prompt_tokens, answer_tokens, strict=False):
                 if key in row._keys:

@@ -18,6 +18,8 @@ from typing import Any
 
 import aiohttp
 
+_JSON = {"Content-Type": "application/json"}
+
 
 class StatusError(Exception):
     """The server answered with an HTTP error status."""
@@ -44,8 +46,7 @@ class JSONTransport:
 
     def __init__(self, base_url: str, api_key: str | None, timeout_s: float, max_connections: int):
         self.base_url = base_url.rstrip("/")
-        self._headers = {"Content-Type": "application/json", "Accept": "application/json",
-                         "User-Agent": "sqlsynth"}
+        self._headers = {"Accept": "application/json", "User-Agent": "sqlsynth"}
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
@@ -62,7 +63,7 @@ class JSONTransport:
 
     async def post(self, path: str, body: Any) -> Any:
         """The parsed JSON answer; StatusError / Unreachable / TimedOut / Unreadable otherwise."""
-        return await self.request("POST", path, data=json.dumps(body).encode())
+        return await self.request("POST", path, data=json.dumps(body).encode(), headers=_JSON)
 
     async def request(self, method: str, path: str, **kwargs: Any) -> Any:
         raw, status, retry_after = await self._exchange(method, path, kwargs)
@@ -72,6 +73,14 @@ class JSONTransport:
             return json.loads(raw)
         except ValueError as exc:  # UnicodeDecodeError is a ValueError too
             raise Unreadable(f"unreadable response body ({type(exc).__name__}: {str(exc)[:80]})") from None
+
+    async def upload(self, path: str, fields: dict[str, str], filename: str, content: bytes) -> Any:
+        """A multipart/form-data POST with one file (OpenAI's /files); the parsed JSON answer."""
+        form = aiohttp.FormData()
+        for name, value in fields.items():
+            form.add_field(name, value)
+        form.add_field("file", content, filename=filename, content_type="application/jsonl")
+        return await self.request("POST", path, data=form)
 
     async def get_bytes(self, path: str) -> bytes:
         """A GET whose answer is returned as is (a file's content)."""

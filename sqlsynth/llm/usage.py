@@ -56,8 +56,9 @@ _state = _State()
 def cost_of(endpoint: EndpointConfig | None, prompt_tokens: int, completion_tokens: int) -> float:
     if endpoint is None:
         return 0.0
-    return (prompt_tokens * (endpoint.price_per_1k_input_tokens or 0.0)
-            + completion_tokens * (endpoint.price_per_1k_output_tokens or 0.0)) / 1000.0
+    factor = endpoint.batch_price_factor if endpoint.batch else 1.0  # batch mode: the provider's batch price
+    return factor * (prompt_tokens * (endpoint.price_per_1k_input_tokens or 0.0)
+                     + completion_tokens * (endpoint.price_per_1k_output_tokens or 0.0)) / 1000.0
 
 
 def record(endpoint: str, node: str | None, delta: Counters) -> None:

@@ -44,6 +44,8 @@ class ServerConfig:
     api_key: str | None = None         # when set, other keys get 401
     rate_limit: float = 0.0            # requests/s allowed (token bucket, 1 s of burst); above it: 429
     cut_at_max_tokens: bool = False    # plain answers longer than max_tokens words end there ("length")
+    batch_latency_s: float = 0.0       # a batch is "in_progress" this long after it is created
+    batch_error_every: int = 0         # every Nth line of a batch fails (error file); 0 = none
     seed: int = 0
 
 
@@ -53,10 +55,14 @@ class ServerStats:
     statuses: Counter = field(default_factory=Counter)
     faults: Counter = field(default_factory=Counter)
     prompts: Counter = field(default_factory=Counter)  # last user message → times answered 200 OK
+    batches: int = 0            # batches created
+    batch_lines: int = 0        # requests submitted in batches
+    batch_polls: int = 0        # GET /batches/{id}
 
     def as_dict(self) -> dict[str, Any]:
         return {"requests": self.requests, "statuses": dict(self.statuses), "faults": dict(self.faults),
-                "prompts": dict(self.prompts)}
+                "prompts": dict(self.prompts), "batches": self.batches, "batch_lines": self.batch_lines,
+                "batch_polls": self.batch_polls}
 
 
 # --------------------------------------------------------------------------- answers
@@ -162,6 +168,7 @@ class OpenAIServer:
         self._port = port
         self._rng = random.Random(self.config.seed)
         self._bucket = TokenBucket(self.config.rate_limit) if self.config.rate_limit else None
+        self.batch_api = BatchAPI(self)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.AbstractServer | None = None
         self._thread: threading.Thread | None = None
@@ -246,6 +253,8 @@ class OpenAIServer:
             return 200, self.stats.as_dict(), {}
         if path.endswith("/models"):
             return 200, {"object": "list", "data": [{"id": "stub", "object": "model"}]}, {}
+        if "/files" in path or "/batches" in path:
+            return self.batch_api.handle(method, path, headers, raw)
         if not path.endswith("/chat/completions") or method != "POST":
             return 404, _error_body(404, f"no route {path}"), {}
         self.stats.requests += 1
@@ -306,6 +315,97 @@ class OpenAIServer:
         return 200, out, {}
 
 
+class BatchAPI:
+    """OpenAI's batch API, enough of it for ai_query's batch mode: files upload (multipart), file
+    content, batch create and retrieve. A batch answers every line as the chat endpoint would (no
+    latency, no fault injection) once ``batch_latency_s`` has passed; with ``batch_error_every``
+    every Nth line goes to the error file instead."""
+
+    def __init__(self, server: OpenAIServer):
+        self.server = server
+        self.files: dict[str, bytes] = {}
+        self.batches: dict[str, dict[str, Any]] = {}
+        self._created: dict[str, float] = {}
+
+    def handle(self, method: str, path: str, headers: dict[str, str], raw: bytes
+               ) -> tuple[int, Any, dict[str, str]]:
+        c = self.server.config
+        if c.api_key and headers.get("authorization") != f"Bearer {c.api_key}":
+            return 401, _error_body(401, "Incorrect API key provided"), {}
+        parts = path.split("?")[0].rstrip("/").split("/")
+        tail = parts[parts.index("v1") + 1:] if "v1" in parts else parts[1:]
+        if tail == ["files"] and method == "POST":
+            return self._upload(headers, raw)
+        if len(tail) == 3 and tail[0] == "files" and tail[2] == "content" and method == "GET":
+            content = self.files.get(tail[1])
+            return (200, content, {}) if content is not None else (404, _error_body(404, "no such file"), {})
+        if tail == ["batches"] and method == "POST":
+            return self._create(json.loads(raw))
+        if len(tail) == 2 and tail[0] == "batches" and method == "GET":
+            return self._retrieve(tail[1])
+        return 404, _error_body(404, f"no route {path}"), {}
+
+    def _upload(self, headers: dict[str, str], raw: bytes) -> tuple[int, Any, dict[str, str]]:
+        from email.parser import BytesParser
+        from email.policy import HTTP
+
+        message = BytesParser(policy=HTTP).parsebytes(
+            f"Content-Type: {headers.get('content-type', '')}\r\n\r\n".encode() + raw)
+        fields = {part.get_param("name", header="content-disposition"): part.get_payload(decode=True)
+                  for part in message.iter_parts()}
+        if fields.get("purpose") != b"batch" or not fields.get("file"):
+            return 400, _error_body(400, "expected purpose=batch and a file"), {}
+        file_id = "file-" + _digest(str(len(self.files)) + fields["file"][:64].decode("utf-8", "replace"))
+        self.files[file_id] = fields["file"]
+        return 200, {"id": file_id, "object": "file", "bytes": len(fields["file"]), "purpose": "batch"}, {}
+
+    def _create(self, body: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+        content = self.files.get(body.get("input_file_id", ""))
+        if content is None or body.get("endpoint") != "/v1/chat/completions":
+            return 400, _error_body(400, "unknown input_file_id or endpoint"), {}
+        lines = [json.loads(line) for line in content.decode().splitlines() if line.strip()]
+        batch_id = f"batch_{len(self.batches) + 1:04d}"
+        self.batches[batch_id] = {"id": batch_id, "object": "batch", "endpoint": body["endpoint"],
+                                  "input_file_id": body["input_file_id"], "status": "in_progress",
+                                  "output_file_id": None, "error_file_id": None,
+                                  "request_counts": {"total": len(lines), "completed": 0, "failed": 0}}
+        self._created[batch_id] = time.monotonic()
+        self.server.stats.batches += 1
+        self.server.stats.batch_lines += len(lines)
+        return 200, self.batches[batch_id], {}
+
+    def _retrieve(self, batch_id: str) -> tuple[int, Any, dict[str, str]]:
+        batch = self.batches.get(batch_id)
+        if batch is None:
+            return 404, _error_body(404, f"no batch {batch_id}"), {}
+        self.server.stats.batch_polls += 1
+        if batch["status"] == "in_progress" and \
+                time.monotonic() - self._created[batch_id] >= self.server.config.batch_latency_s:
+            self._complete(batch)
+        return 200, batch, {}
+
+    def _complete(self, batch: dict[str, Any]) -> None:
+        every = self.server.config.batch_error_every
+        out, errors = [], []
+        for n, line in enumerate(self.files[batch["input_file_id"]].decode().splitlines(), 1):
+            request = json.loads(line)
+            if every and n % every == 0:
+                errors.append({"id": f"req_{n}", "custom_id": request["custom_id"], "response": None,
+                               "error": {"code": "server_error", "message": "injected batch line failure"}})
+                continue
+            body = request["body"]
+            answer = completion_body(body, answer_for(body), self.server.config.cut_at_max_tokens)
+            out.append({"id": f"req_{n}", "custom_id": request["custom_id"],
+                        "response": {"status_code": 200, "request_id": f"r{n}", "body": answer}, "error": None})
+        for name, rows in (("output_file_id", out), ("error_file_id", errors)):
+            if rows:
+                file_id = f"file-{batch['id']}-{name.split('_')[0]}"
+                self.files[file_id] = "".join(json.dumps(r) + "\n" for r in rows).encode()
+                batch[name] = file_id
+        batch["status"] = "completed"
+        batch["request_counts"].update(completed=len(out), failed=len(errors))
+
+
 @contextmanager
 def serve_in_subprocess(config: ServerConfig):
     """Run the server in its own process (its CPU is then not the client's GIL); yields the URL."""
@@ -348,6 +448,8 @@ FLAG_HELP = {  # --help text of each ServerConfig field's flag
     "rate_limit": "requests per second allowed (token bucket, 1 s of burst); requests above it get 429 "
                   "with a Retry-After until the next token; 0 = no limit",
     "cut_at_max_tokens": "cut plain answers longer than max_tokens words there (finish_reason \"length\")",
+    "batch_latency_s": "seconds a batch stays in_progress after it is created",
+    "batch_error_every": "every Nth line of a batch fails (goes to the error file); 0 = none",
 }
 
 
@@ -358,7 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
         flag, text = f"--{key.replace('_', '-')}", FLAG_HELP[key]
         if isinstance(value, bool):
             parser.add_argument(flag, action="store_true", help=text)
-        elif key in ("always_status", "seed"):
+        elif key in ("always_status", "seed", "batch_error_every"):
             parser.add_argument(flag, type=int, default=value, help=text)
         elif key == "api_key":
             parser.add_argument(flag, default=None, help=text)

@@ -1,0 +1,114 @@
+"""Provider batch mode (`batch: true`) through the real `sqlsynth` entry point and the test server's
+batch API (files upload, batch create/retrieve, output and error files)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from test_ai_query_cli import cli
+
+from helpers import query
+from llm_support import stub
+
+ROWS = 30
+SQL = ("select i, ai_query('teacher', 'q ' || i{extra}) as r from range({rows}) t(i)")
+
+
+def make(tmp_path: Path, url: str, extra: str = "", poll: float = 0.05) -> Path:
+    (tmp_path / "models").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "project.yml").write_text(
+        "name: p\nendpoints:\n  teacher:\n    provider: openai\n"
+        f"    base_url: {url}\n    model: stub\n    max_retries: 1\n    retry_base_s: 0.01\n"
+        f"    batch: true\n    batch_poll_s: {poll}\n"
+        "    price_per_1k_input_tokens: 0.5\n    price_per_1k_output_tokens: 1.5\n")
+    (tmp_path / "models" / "a.sql").write_text(
+        "{{ config(materialized='table') }}\n" + SQL.format(rows=ROWS, extra=extra))
+    return tmp_path
+
+
+def q(project: Path, sql: str) -> list[tuple]:
+    return query(project, sql, "target/p.duckdb")
+
+
+def test_a_batch_answers_the_misses_once_and_the_cache_answers_the_rerun(tmp_path):
+    with stub() as server:
+        project = make(tmp_path, server.url)
+        done = cli(project, "run")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert server.stats.batches == 1 and server.stats.batch_lines == ROWS
+        assert server.stats.requests == 0  # no live chat request: everything went through the batch
+        assert "batch batch_0001 submitted (30 requests)" in done.stdout + done.stderr
+        assert q(project, "select count(*) from a where r = 'reply: q ' || i") == [(ROWS,)]
+        log = q(project, "select batch_id, status, count(*) from sqlsynth.calls group by all")
+        assert log == [("batch_0001", "ok", ROWS)]
+        assert q(project, "select count(*) from sqlsynth.pending_batches") == [(0,)]
+        again = cli(project, "run")
+        assert again.returncode == 0 and server.stats.batches == 1  # re-run: all from the cache
+
+
+def test_plan_shows_the_batch_price(tmp_path):
+    with stub() as server:
+        project = make(tmp_path, server.url)
+        live = make(tmp_path / "live", server.url)
+        (live / "project.yml").write_text((live / "project.yml").read_text().replace("    batch: true\n", ""))
+        batch_plan, live_plan = cli(project, "plan", "--json"), cli(live, "plan", "--json")
+        table = cli(project, "plan")
+    assert "(batch" in table.stdout, table.stdout + table.stderr  # the table names the batch price
+    assert batch_plan.returncode == 0 and live_plan.returncode == 0, batch_plan.stderr + live_plan.stderr
+    import json
+
+    [batch_row] = [r for r in json.loads(batch_plan.stdout) if r["model"] == "a"]
+    [live_row] = [r for r in json.loads(live_plan.stdout) if r["model"] == "a"]
+    assert batch_row["batch"] and not live_row["batch"] and batch_row["to_call"] == ROWS
+    assert batch_row["cost"] == live_row["cost"] / 2 and live_row["cost"] > 0
+
+
+def test_a_run_killed_while_the_batch_runs_resumes_it_without_resubmitting(tmp_path):
+    with stub(batch_latency_s=3600) as server:
+        project = make(tmp_path, server.url)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "NO_COLOR": "1"}
+        child = subprocess.Popen([sys.executable, "-m", "sqlsynth", "--project-dir", str(project), "run"],
+                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while server.stats.batch_polls < 2 and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)  # polling starts only once the batch id is committed
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        assert server.stats.batches == 1 and server.stats.batch_polls >= 2
+        server.config.batch_latency_s = 0  # the provider finishes the batch while nobody watches
+
+        done = cli(project, "run")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "resuming batch batch_0001" in done.stdout + done.stderr
+    assert server.stats.batches == 1 and server.stats.batch_lines == ROWS and server.stats.requests == 0
+    assert q(project, "select count(*) from a where r = 'reply: q ' || i") == [(ROWS,)]
+
+
+def test_failed_lines_fail_the_model_or_become_row_errors(tmp_path):
+    with stub(batch_error_every=10) as server:
+        strict = make(tmp_path / "strict", server.url)
+        done = cli(strict, "run")
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "injected batch line failure" in done.stdout + done.stderr
+        assert "Traceback" not in done.stderr
+        # the 27 good lines are cached; the re-run submits only the 3 failed ones
+        assert q(strict, "select count(*) from sqlsynth.cache") == [(ROWS - 3,)]
+        server.config.batch_error_every = 0
+        again = cli(strict, "run")
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert server.stats.batch_lines == ROWS + 3
+
+        server.config.batch_error_every = 10
+        lenient = make(tmp_path / "lenient", server.url, ", failOnError := false, modelParameters := {'seed': 1}")
+        done = cli(lenient, "run")
+        assert done.returncode == 0, done.stdout + done.stderr
+        rows = q(lenient, "select count(*) filter (r.errorMessage is null), "
+                          "count(*) filter (r.errorMessage like '%injected batch line failure%') from a")
+        assert rows == [(ROWS - 3, 3)]
+        failed = q(lenient, "select count(*) from sqlsynth.calls where status = 'error' and batch_id is not null")
+        assert failed == [(3,)]
