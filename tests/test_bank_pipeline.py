@@ -22,7 +22,9 @@ from sqlsynth.testing.openai_server import OpenAIServer, ServerConfig
 from conftest import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
-STUB_VARS = "{question_endpoint: stub, response_endpoint: stub, question_min_words: 1}"
+# The stub's answers are placeholders ("content 3fa9..."), so its builds keep every row past the
+# quality gates; test_quality_gates_* gives the gates real text.
+STUB_VARS = "{question_endpoint: stub, response_endpoint: stub, question_min_words: 1, quality_gates: false}"
 ROLES = {"system", "user", "assistant"}
 
 
@@ -203,7 +205,7 @@ def test_one_line_switch_to_the_teacher_endpoint(tmp_path):
         env = {"TEACHER_BASE_URL": server.url, "TEACHER_MODEL": "stub", "TEACHER_API_KEY_ENV": "BANK_TEST_KEY",
                "BANK_TEST_KEY": "sk-bank-test"}
         variables = ("{question_endpoint: teacher, response_endpoint: teacher, question_min_words: 1, "
-                     "examples_per_topic: 1, min_conversations: 10}")
+                     "examples_per_topic: 1, min_conversations: 10, quality_gates: false}")  # stub text
         result = run_cli("build", "--vars", variables, cwd=project, env=env)
         assert result.returncode == 0, result.stdout[-3000:]
         assert server.stats.statuses == {200: 22 + 22 * 3}  # every request authorised
@@ -337,3 +339,96 @@ def test_databricks_twin_evaluates_ai_query_once_per_row(built):
     compiled = (project / "target" / "compiled" / "bank_assistant" / "models" / "bank" /
                 "synth_responses_databricks.sql").read_text()
     assert "AS MATERIALIZED" in compiled.upper()
+
+
+# (seed_id, topic, seed question, in_scope, the answer written into synth_responses, finish reason,
+#  the first gate it must fail, None when it is kept, "decline_answer" when kept with var decline_answer)
+QUALITY_ROWS = [
+    (1, "card_arrival", "When will my new debit card arrive?", "yes",
+     "Your new debit card usually arrives within five to seven working days after you order it.", "stop", None),
+    (2, "card_arrival", "How long does a replacement card take to arrive?", "yes",
+     "A replacement card normally takes five working days, and you can track it in the", "length", "truncated"),
+    (3, "transfer_limits", "What is the daily limit for online transfers?", "yes",
+     "You can send up to 5,000 pounds a day online; the app shows what is left of today's limit.", "stop", None),
+    (4, "transfer_limits", "What is the daily limit for online transfers today?", "yes",
+     "The daily limit for online transfers is 5,000 pounds, and it resets at midnight.", "stop", "duplicate_text"),
+    (5, "investment_advice", "Which stocks should I buy this year?", "no",
+     "I'm sorry, but I can't give investment advice; please speak to a licensed financial adviser.", "stop", None),
+    (6, "investment_advice", "Should I put my savings into bitcoin?", "no",
+     "Bitcoin is a great choice for your savings, put half of it there this week.", "stop", "decline_answer"),
+    (7, "tax_advice", "How can I pay less income tax?", "no",
+     "I'm sorry, but I can't help with tax planning; a qualified tax professional can advise you.", "stop", None),
+    (8, "transfer_cancel", "Can I cancel a transfer I sent by mistake?", "yes", "Premises", "stop", "too_short"),
+    (9, "pin_change", "How do I change my PIN?", "yes",
+     "I'm sorry, but I can't help with that request today.", "stop", "in_scope_refused"),
+    (10, "chequebook", "How do I order a new chequebook?", "yes",
+     "Our branches are open from nine to five on weekdays and closed on public holidays.", "stop",
+     "irrelevant_answer"),
+]
+
+
+def write_answers(project: Path, rows: list[tuple]) -> None:
+    """Put known answers (and finish reasons) in place of the stub's for the seed questions."""
+    con = duckdb.connect(str(project / "target" / "bank_assistant.duckdb"))
+    try:
+        for _seed, _topic, question, _scope, answer, finish, _reason in rows:
+            con.execute("update synth_responses set response = ?, finish_reason = ? where question = ?",
+                        [answer, finish, question])
+    finally:
+        con.close()
+
+
+def test_quality_gates_keep_bad_rows_out_of_the_exports_with_their_reason(tmp_path, stub_server):
+    project = copy_project(tmp_path / "gates", stub_server.url)
+    with open(project / "seeds" / "seed_examples.csv", "w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["seed_id", "topic", "question", "in_scope"])
+        writer.writerows([row[:4] for row in QUALITY_ROWS])
+    stub = "question_endpoint: stub, response_endpoint: stub, question_min_words: 1, min_conversations: 3"
+    for command in ("seed", "run"):  # up to the responses (tests of models not built yet would fail)
+        first = run_cli(command, "-s", "+synth_responses_databricks", "--vars", "{" + stub + "}", cwd=project, timeout=300)
+        assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-2000:]
+    write_answers(project, QUALITY_ROWS)
+
+    gated = run_cli("build", "-s", "response_quality+", "--vars", "{" + stub + "}", cwd=project, timeout=300)
+    assert gated.returncode == 0, gated.stdout[-3000:] + gated.stderr[-2000:]
+    con = duckdb.connect(str(project / "target" / "bank_assistant.duckdb"), read_only=True)
+    con.execute("set file_search_path = ?", [str(project / "target")])  # chat_export's relative path
+    try:
+        rows = con.execute("select question, reason, reasons from chat_rejects").fetchall()
+        summary = dict(con.execute("select stage, n_rows from pipeline_summary").fetchall())
+    finally:
+        con.close()
+    outcome = {question: reason for _s, _t, question, _i, _a, _f, reason in QUALITY_ROWS}
+    expected = {q: None if r == "decline_answer" else r for q, r in outcome.items()}
+    rejected = {question: reason for question, reason, _all in rows}
+    # the stub's generated "questions" ("questions0 3fa9...") are not questions (and answered in 2 words)
+    generated = {question: reasons for question, _first, reasons in rows if question not in expected}
+    assert len(generated) == 2 * len(QUALITY_ROWS)
+    assert all(reasons[:2] == ["too_short", "not_a_question"] for reasons in generated.values()), generated
+    assert {q: rejected.get(q) for q in expected} == expected
+    exported = read_jsonl(project / "target" / "exports" / "chat_train.jsonl") + \
+        read_jsonl(project / "target" / "exports" / "chat_eval.jsonl")
+    answers = {r["messages"][0]["content"]: r["messages"][1]["content"] for r in exported}
+    assert sorted(answers) == sorted(q for q, r in expected.items() if r is None)
+    declined = "Should I put my savings into bitcoin?"  # out of scope, not declined: the bank's decline instead
+    assert answers[declined].startswith("I'm sorry, but") and "Northwind Bank" in answers[declined]
+    assert all(answers[q] == a for _s, _t, q, _i, a, _f, r in QUALITY_ROWS if r is None)
+    kept = sum(r is None for r in expected.values())
+    assert summary["response_quality"] == kept and summary["response_quality: rejected truncated"] == 1
+    assert summary["response_quality: rejected too_short"] == len(generated) + 1
+
+    # Without the gates the data tests on the exports fail: a truncated answer, a duplicate question.
+    con = duckdb.connect(str(project / "target" / "bank_assistant.duckdb"))
+    try:
+        con.execute("update synth_responses set question = 'WHEN will my new debit card arrive' "
+                    "where question_id = (select min(question_id) from synth_questions where origin = 'generated')")
+    finally:
+        con.close()
+    # (the edited question no longer matches its cache row: that lineage test is left out)
+    ungated = run_cli("build", "-s", "response_quality+", "--exclude", "not_null_chat_formatted_response_cache_key",
+                      "--vars", "{" + stub + ", quality_gates: false}", cwd=project, timeout=300)
+    output = ungated.stdout + ungated.stderr
+    assert ungated.returncode != 0
+    assert "FAIL assert_no_truncated_answer_exported" in output, output[-3000:]
+    assert "FAIL assert_no_duplicate_question_exported" in output, output[-3000:]

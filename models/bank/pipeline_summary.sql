@@ -1,4 +1,5 @@
--- Rows per stage and what the LLM calls cost (all runs, from the ai_query call log):
+-- Rows per stage, rows kept/rejected by the quality gates per reason, and what the LLM calls cost
+-- (all runs, from the ai_query call log):
 --   sqlsynth show pipeline_summary
 -- synth_responses and synth_responses_databricks send the same requests, so only one of them pays;
 -- answered_by names, for each response row, the model whose call produced its answer.
@@ -43,6 +44,19 @@ stages as (
     union all
     select 3, 'synth_responses_databricks', count(*), 'same rows, Databricks SQL'
     from {{ ref('synth_responses_databricks') }}
+    union all
+    select 4, 'response_quality', count(*) filter (where kept),
+           count(*) filter (where kept) || ' kept (' || count(*) filter (where answer_source = 'decline_answer')
+               || ' out of scope with var decline_answer), ' || count(*) filter (where not kept)
+               || ' rejected (sqlsynth show chat_rejects)'
+    from {{ ref('response_quality') }}
+    union all
+    -- one row per reason (the first gate a row failed), with an example
+    select 4, 'response_quality: rejected ' || reason, count(*),
+           'e.g. ' || left(arg_min(question || ' → ' || response, question_id), 60)
+    from {{ ref('response_quality') }}
+    where not kept
+    group by reason
     union all
     select 5, 'chat_export', count(*),
            count(*) filter (where split = 'train') || ' train, ' || count(*) filter (where split = 'eval')

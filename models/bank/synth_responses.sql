@@ -2,7 +2,8 @@
 -- STRUCT<content: STRING>, temperature/max_tokens from vars. Decoupled from step 2: tune either
 -- prompt alone. Incremental: only questions whose prompt or settings are new are sent.
 -- synth_responses_databricks.sql is the same model in Databricks SQL.
-{{ config(materialized='incremental', unique_key='question_id', incremental_strategy='delete+insert') }}
+{{ config(materialized='incremental', unique_key='question_id', incremental_strategy='delete+insert',
+          on_schema_change='append_new_columns') }}
 {%- set tag = response_generation_tag() %}
 
 with prompts as (
@@ -28,7 +29,7 @@ answered as materialized (  -- one ai_query evaluation per row, however often it
 ),
 
 responses as (
-    select *, trim(answer.result.content) as response
+    select *, trim(answer.result.content) as response, answer.finishReason as finish_reason
     from answered
     where answer.errorMessage is null
 )
@@ -38,6 +39,7 @@ select
     seed_id,
     question,
     response,
+    finish_reason,   -- stop / length (cut at max_tokens): response_quality's `truncated` gate
     {{ chat_messages('question', 'response', system='') }} as messages,
     cast(to_json({{ struct_literal(response_parameters()) }}) as varchar) as model_parameters,
     instructions,
