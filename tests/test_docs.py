@@ -200,3 +200,17 @@ def test_page_text_is_escaped(make_project):
     assert "</script><script>alert(1)" in data["nodes"]["model.proj.m"]["sql"]
     page = (root / "target/docs/index.html").read_text()
     assert page.count("</script>") == 2  # the data block and the code: the model's text ends neither
+
+
+def test_a_build_holding_the_database_leaves_its_facts_out(fixture_project):
+    import duckdb
+
+    root = fixture_project("report")
+    assert run_cli("seed", cwd=root).returncode == 0
+    holder = duckdb.connect(str(root / "target/report_fixture.duckdb"))  # as a running build does
+    try:
+        data = generate(root)
+    finally:
+        holder.close()
+    assert any("database not read" in note and "locked" in note for note in data["notes"])
+    assert data["evaluation"] is None and data["nodes"]["seed.report_fixture.eval_metrics"]["columns"] == []

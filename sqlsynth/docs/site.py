@@ -59,7 +59,7 @@ def collect(project: Project, tokenizer: str | None = None) -> dict[str, Any]:
                      "elapsed_time": run.get("elapsed_time"),
                      "usage": (run.get("usage") or {}).get("total")} if run else None,
         "graph": graph,
-        "nodes": nodes, "token_label": token_label, "evaluation": None,
+        "nodes": nodes, "token_label": token_label, "evaluation": None, "database_read": note is None,
     }
 
 
