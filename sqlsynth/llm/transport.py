@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
+if TYPE_CHECKING:  # aiohttp loads with the first request: a run answered from the cache never needs it
+    import aiohttp
 
 _JSON = {"Content-Type": "application/json"}
 
@@ -49,16 +50,18 @@ class JSONTransport:
         self._headers = {"Accept": "application/json", "User-Agent": "sqlsynth"}
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._timeout_s = timeout_s
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None:
+            import aiohttp
+
             # One connection per request in flight, kept alive; no cookie jar, no proxy lookups.
             connector = aiohttp.TCPConnector(limit=self._max_connections, ttl_dns_cache=300)
             self._session = aiohttp.ClientSession(connector=connector, headers=self._headers,
-                                                  timeout=self._timeout, cookie_jar=aiohttp.DummyCookieJar())
+                                                  timeout=aiohttp.ClientTimeout(total=self._timeout_s), cookie_jar=aiohttp.DummyCookieJar())
         return self._session
 
     async def post(self, path: str, body: Any) -> Any:
@@ -76,6 +79,8 @@ class JSONTransport:
 
     async def upload(self, path: str, fields: dict[str, str], filename: str, content: bytes) -> Any:
         """A multipart/form-data POST with one file (OpenAI's /files); the parsed JSON answer."""
+        import aiohttp
+
         form = aiohttp.FormData()
         for name, value in fields.items():
             form.add_field(name, value)
@@ -90,6 +95,8 @@ class JSONTransport:
         return raw
 
     async def _exchange(self, method: str, path: str, kwargs: dict[str, Any]) -> tuple[bytes, int, float | None]:
+        import aiohttp  # already loaded by _open(): a dictionary lookup
+
         try:
             async with self._open().request(method, self.base_url + path, allow_redirects=False,
                                             **kwargs) as response:
