@@ -63,6 +63,10 @@ def test_graph_renders_and_a_click_shows_the_sql(driver, site, tmp_path):
     assert "ref('stg_orders')" in sql.replace('"', "'")
     assert "success" in details.text and "customer_id" in details.text  # last run and columns
     assert "unique_customer_orders_customer_id" in details.text  # its data test, clickable
+    links = [a.text for a in details.find_elements(By.CSS_SELECTOR, "a.link")]
+    assert {"stg_customers", "stg_orders", "unique_customer_orders_customer_id"} <= set(links)
+    details.find_element(By.LINK_TEXT, "stg_orders").click()  # upstream link: opens that node
+    assert driver.find_element(By.CSS_SELECTOR, "#details h2").text == "stg_orders"
 
 
 def test_tests_toggle_and_datasets_tab(driver, site):

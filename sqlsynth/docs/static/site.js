@@ -13,7 +13,7 @@
       if (key === "onclick") node.addEventListener("click", value);
       else if (value !== null && value !== undefined) node.setAttribute(key, value);
     }
-    for (const child of children.flat()) {
+    for (const child of children.flat(Infinity)) {
       if (child === null || child === undefined || child === false) continue;
       node.append(child instanceof Node ? child : String(child));
     }
