@@ -25,6 +25,7 @@ from .cli_options import (
     project_dir_option,
     select_option,
 )
+from .node_types import NodeType
 
 
 def _common(command):
@@ -213,7 +214,7 @@ def show(ctx, target, select, inline, project_dir, vars_, limit, output):
 @main.command(name="ls")
 @_common
 @click.option("--resource-type", "resource_types", multiple=True,
-              type=click.Choice(["model", "seed", "test", "unit_test", "source"]), help="Only these node types (default: all).")
+              type=click.Choice([t.value for t in NodeType]), help="Only these node types (default: all).")
 @click.option("--output", type=click.Choice(["name", "path", "json", "selector"]), default="name",
               help="name (type:name), path, selector, or one JSON object per line with dbt's keys.")
 @click.option("--output-keys", "output_keys", cls=MultiWordOption, multiple=True,
@@ -230,7 +231,7 @@ def ls(ctx, resource_types, output, output_keys, **params):
     if unknown:
         raise click.BadParameter(f"unknown key(s) {', '.join(unknown)}; choose from {', '.join(LS_JSON_KEYS)}",
                                  param_hint="--output-keys")
-    types = tuple(resource_types) or ("model", "seed", "test", "unit_test", "source")
+    types = tuple(resource_types) or tuple(NodeType)
     for node in list_nodes(_options(ctx, **params), types):
         if output == "path":
             out.print(node.original_file_path, markup=False)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from .node_types import RELATION_TYPES
+
 
 def parse_vars(text: str | None) -> dict:
     """--vars as JSON/YAML (YAML is a superset of JSON, as in dbt; bounded in size) → a mapping."""
@@ -67,7 +69,7 @@ def ls_json(node, keys: list[str]) -> dict:
     full = {
         "name": node.name, "resource_type": node.resource_type,
         "package_name": node.unique_id.split(".")[1], "original_file_path": node.original_file_path,
-        "unique_id": node.unique_id, "alias": node.alias if node.resource_type in ("model", "seed") else None,
+        "unique_id": node.unique_id, "alias": node.alias if node.resource_type in RELATION_TYPES else None,
         "depends_on": {"macros": [], "nodes": list(node.depends_on)},
         "config": node.config, "tags": node.tags, "source_name": node.source_name,
     }

@@ -13,8 +13,8 @@ class NodeType(StrEnum):
     MODEL = "model"
     SEED = "seed"
     TEST = "test"
-    SOURCE = "source"
     UNIT_TEST = "unit_test"  # dbt 1.8 unit tests (unit_tests.py): a model run on fixture rows
+    SOURCE = "source"
 
 
 # the nodes that are relations in the database (ref() resolves to them)

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..database import connect
 from ..errors import SqlsynthError
+from ..node_types import NodeType
 from ..project import Node, Project
 
 # The last run's per-model ai_query counters worth showing (run_results.json "usage" → "models").
@@ -140,7 +141,7 @@ def _column_rows(node: Node, facts: DatabaseFacts) -> list[dict[str, str]]:
 
 
 def _export_file(node: Node, project: Project) -> str | None:
-    if node.resource_type != "model" or node.materialized != "external":
+    if node.resource_type != NodeType.MODEL or node.materialized != "external":
         return None
     from ..materialize import export_path
 
@@ -162,10 +163,10 @@ def _run_status(result: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def describe_node(node: Node, project: Project, facts: DatabaseFacts, artifacts: Artifacts) -> dict[str, Any]:
     """Everything the details panel shows for one node."""
-    built = node.resource_type in ("model", "seed", "source")
+    built = node.resource_type in (NodeType.MODEL, NodeType.SEED, NodeType.SOURCE)
     return {
         "id": node.unique_id, "type": node.resource_type, "name": node.name, "path": node.original_file_path,
-        "materialized": node.materialized if node.resource_type == "model" else None,
+        "materialized": node.materialized if node.resource_type == NodeType.MODEL else None,
         "relation": str(node.relation) if built and node.materialized != "ephemeral" else None,
         "description": node.description, "tags": node.tags,
         "sql": node.raw_code, "compiled_sql": artifacts.compiled(node.unique_id),
