@@ -13,6 +13,7 @@ from typing import Any
 
 from . import __version__
 from .masking import mask_data
+from .node_types import NodeType
 from .project import Node, Project
 from .state import checksums
 
@@ -30,7 +31,7 @@ def _node_json(node: Node) -> dict[str, Any]:
         "unique_id": node.unique_id, "resource_type": node.resource_type, "name": node.name,
         "original_file_path": node.original_file_path, "fqn": node.fqn, "schema": node.schema,
         "alias": node.alias,
-        "relation_name": str(node.relation) if node.resource_type not in ("test", "unit_test") else None,
+        "relation_name": str(node.relation) if node.resource_type not in (NodeType.TEST, NodeType.UNIT_TEST) else None,
         "config": node.config, "tags": node.tags, "description": node.description,
         "columns": {name: asdict(col) for name, col in node.columns.items()},
         "depends_on": {"nodes": node.depends_on}, "refs": node.refs,
@@ -59,8 +60,8 @@ def write_manifest(project: Project, target_dir: Path) -> Path:
     def entry(node: Node) -> dict[str, Any]:
         return {**_node_json(node), "checksum": {"name": "sha256", "checksum": sums[node.unique_id]}}
 
-    nodes = {uid: entry(n) for uid, n in project.nodes.items() if n.resource_type != "source"}
-    sources = {uid: entry(n) for uid, n in project.nodes.items() if n.resource_type == "source"}
+    nodes = {uid: entry(n) for uid, n in project.nodes.items() if n.resource_type != NodeType.SOURCE}
+    sources = {uid: entry(n) for uid, n in project.nodes.items() if n.resource_type == NodeType.SOURCE}
     parent_map = {uid: n.depends_on for uid, n in project.nodes.items()}
     child_map: dict[str, list[str]] = {uid: [] for uid in project.nodes}
     for uid, parents in parent_map.items():

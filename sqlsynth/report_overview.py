@@ -22,6 +22,7 @@ from .html_report import (
     training_sections,
     write_page,
 )
+from .node_types import NodeType
 from .svg_charts import bar_chart
 
 NO_EVAL_NOTE = ("No evaluation tables yet (no eval_metrics relation): this page shows what the project has "
@@ -89,7 +90,7 @@ def overview_page(project: Any, db: Any, summary: dict[str, Any] | None, notes: 
     facts = DatabaseFacts(db.con, project)
     artifacts = Artifacts.read(project.target_dir)
     described = [describe_node(n, project, facts, artifacts) for n in project.nodes.values()
-                 if n.resource_type in ("seed", "model", "source")]
+                 if n.resource_type in (NodeType.SEED, NodeType.MODEL, NodeType.SOURCE)]
     sections = [f'<p class="note">{NO_EVAL_NOTE}</p>', "<h2>Relations</h2>", _relations(described)]
     sections += _llm_usage(described) + _datasets(project, described, db.con) + training_sections(summary)
     sections += [f'<p class="note">{html.escape(note)}</p>' for note in notes]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..console import console
 from . import aio
@@ -24,8 +24,8 @@ from .errors import LLMCallError
 from .transport import StatusError, TimedOut, Unreachable, Unreadable
 from .types import LLMResult
 
-if TYPE_CHECKING:
-    from .batch import Outcome, _Batch, _Job
+# `owner` is batch.py's _Batch, jobs its _Job, answers its Outcome; batch.py imports this module on
+# first use, so importing them back (even for type checking) would be an import circle.
 
 TERMINAL = {"completed", "failed", "expired", "cancelled"}
 WINDOW = "24h"
@@ -34,12 +34,12 @@ WINDOW = "24h"
 class ProviderBatch:
     """Answers one ai_query batch's own requests (``jobs``) through the provider's batch API."""
 
-    def __init__(self, owner: _Batch):
+    def __init__(self, owner: Any):
         self.owner = owner
         self.backend, self.config, self.cache = owner.backend, owner.config, owner.answerer.cache
         self.status = ""
 
-    def answer(self, jobs: list[_Job], answers: dict[str, Outcome]) -> None:
+    def answer(self, jobs: list[Any], answers: dict[str, Any]) -> None:
         todo = {job.key: job for job in jobs}
         self.owner.progress.line.endpoint_status = lambda: self.status
         for batch_id, keys in self.cache.pending_batches(self.owner.endpoint, list(todo)).items():
@@ -52,7 +52,7 @@ class ProviderBatch:
             todo = self._collect(batch_id, todo, answers)
 
     # ----------------------------------------------------------------- submit
-    def _submit(self, jobs: list[_Job]) -> str:
+    def _submit(self, jobs: list[Any]) -> str:
         use_format = self.backend.json_schema_supported is not False
         lines = [{"custom_id": job.key, "method": "POST", "url": "/v1/chat/completions",
                   "body": self.backend.request_body(job.request, use_format and job.request.response_schema
@@ -72,14 +72,14 @@ class ProviderBatch:
         return batch_id
 
     # ----------------------------------------------------------------- collect
-    def _collect(self, batch_id: str, jobs: dict[str, _Job], answers: dict[str, Outcome]) -> dict[str, _Job]:
+    def _collect(self, batch_id: str, jobs: dict[str, Any], answers: dict[str, Any]) -> dict[str, Any]:
         """Wait for the batch, settle each of ``jobs`` from its lines; the jobs to re-ask."""
         batch = self._wait(batch_id)
         results = self._results(batch) if batch["status"] == "completed" else {}
         failure = None if batch["status"] == "completed" else f"batch {batch_id} {batch['status']}" + (
             f": {_errors(batch)}" if _errors(batch) else "")
         self.owner.batch_id = batch_id
-        again: dict[str, _Job] = {}
+        again: dict[str, Any] = {}
         for key, job in jobs.items():
             result = results.get(key) or LLMResult(
                 text=None, error=failure or f"batch {batch_id} has no answer for this request")
