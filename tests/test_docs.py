@@ -214,3 +214,27 @@ def test_a_build_holding_the_database_leaves_its_facts_out(fixture_project):
         holder.close()
     assert any("database not read" in note and "locked" in note for note in data["notes"])
     assert data["evaluation"] is None and data["nodes"]["seed.report_fixture.eval_metrics"]["columns"] == []
+
+
+def test_bank_project_site(tmp_path):
+    """The repository's bank pipeline, built against the stub teacher: every step in the graph, the
+    ai_query models' calls, and the chat exports' statistics equal to the files."""
+    from test_bank_pipeline import STUB_VARS, copy_project
+
+    with OpenAIServer(ServerConfig()) as server:
+        root = copy_project(tmp_path / "bank", server.url)
+        result = run_cli("build", "--vars", STUB_VARS, cwd=root, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+    data = generate(root, "--vars", STUB_VARS)
+    plain = {n["name"] for n in data["graph"]["nodes"] if n["plain"]}
+    assert {"seed_examples", "question_prompts", "synth_questions", "synth_responses", "chat_formatted",
+            "chat_export", "chat.jsonl", "chat_train.jsonl", "chat_eval.jsonl"} <= plain
+    questions = data["nodes"]["model.bank_assistant.synth_questions"]
+    assert questions["llm_calls"]["calls"] > 0 and questions["llm_calls"]["endpoints"][0]["endpoint"] == "stub"
+    assert questions["run"]["status"] == "success" and questions["rows"] > 0
+    for name in ("chat", "chat_train", "chat_eval"):
+        export = next(n for n in data["nodes"].values() if n["type"] == "export" and n["name"] == f"{name}.jsonl")
+        lines = (root / export["path"]).read_text().splitlines()
+        assert export["dataset"]["kind"] == "chat" and export["dataset"]["conversations"] == len(lines) > 0
+    train, evaluation = (data["nodes"][f"export.chat_{s}"]["dataset"]["conversations"] for s in ("train", "eval"))
+    assert train + evaluation == data["nodes"]["export.chat_export"]["dataset"]["conversations"]
