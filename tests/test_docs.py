@@ -143,10 +143,15 @@ def test_export_dataset_statistics(llm_site):
 
 
 def test_other_exports_get_table_statistics(make_project):
-    root = make_project({"models/out.sql": "{{ config(materialized='external', format='parquet') }}\n"
-                                           "select * from (values ('a', 1), ('a', 1), ('bcd', 2)) t(s, n)"})
+    root = make_project({"models/rows.sql": "{{ config(materialized='ephemeral') }}\n"
+                                            "select * from (values ('a', 1), ('a', 1), ('bcd', 2)) t(s, n)",
+                         "models/out.sql": "{{ config(materialized='external', format='parquet') }}\n"
+                                           "select * from {{ ref('rows') }}"})
     assert run_cli("build", cwd=root).returncode == 0
-    stats = generate(root)["nodes"]["export.out"]["dataset"]
+    data = generate(root)
+    ephemeral = data["nodes"]["model.proj.rows"]
+    assert ephemeral["materialized"] == "ephemeral" and ephemeral["relation"] is None and ephemeral["built"] is None
+    stats = data["nodes"]["export.out"]["dataset"]
     assert stats["kind"] == "table" and stats["rows"] == 3 and stats["duplicate_rows"] == 1
     assert stats["text_lengths"]["s"]["max"] == 3
 

@@ -163,11 +163,13 @@ def _run_status(result: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def describe_node(node: Node, project: Project, facts: DatabaseFacts, artifacts: Artifacts) -> dict[str, Any]:
     """Everything the details panel shows for one node."""
-    built = node.resource_type in (NodeType.MODEL, NodeType.SEED, NodeType.SOURCE)
+    # ephemeral models are inlined as CTEs: no relation, nothing to count
+    built = node.resource_type in (NodeType.MODEL, NodeType.SEED, NodeType.SOURCE) and not (
+        node.resource_type == NodeType.MODEL and node.materialized == "ephemeral")
     return {
         "id": node.unique_id, "type": node.resource_type, "name": node.name, "path": node.original_file_path,
         "materialized": node.materialized if node.resource_type == NodeType.MODEL else None,
-        "relation": str(node.relation) if built and node.materialized != "ephemeral" else None,
+        "relation": str(node.relation) if built else None,
         "description": node.description, "tags": node.tags,
         "sql": node.raw_code, "compiled_sql": artifacts.compiled(node.unique_id),
         "columns": _column_rows(node, facts) if built else [],
