@@ -110,7 +110,7 @@ def run(ctx, full_refresh, threads, fail_on_ai_errors, **params):
 @click.pass_context
 @_handle_errors
 def test(ctx, threads, **params):
-    """Run data tests (schema.yml generic tests and tests/*.sql)."""
+    """Run data tests (schema.yml generic tests and tests/*.sql) and unit tests (unit_tests: in schema YAML)."""
     _run_command("test", ctx, threads=threads, **params)
 
 
