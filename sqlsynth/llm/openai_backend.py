@@ -236,7 +236,8 @@ class OpenAIBackend:
         try:
             if self.fatal:  # the breaker tripped while this row waited for a slot
                 raise _Fatal(self._stopped())
-            await self._limiter.acquire(estimate_tokens(request))
+            if self._limiter.rpm or self._limiter.tpm:  # most endpoints have neither: no coroutine per request
+                await self._limiter.acquire(estimate_tokens(request))
             sent = time.perf_counter()
             response = await self._post(client, body, use_format, ticket)
             limit.succeeded(time.perf_counter() - sent)  # type: ignore[union-attr]
