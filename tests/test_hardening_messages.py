@@ -120,3 +120,14 @@ def test_sigterm_stops_a_running_statement_like_ctrl_c(small, signum, code):
     assert "Interrupted. Completed nodes are kept; re-run to continue." in err
     assert "Traceback" not in err and "Internal error" not in err
     assert count_rows(small, "b") == 2
+
+
+def test_clean_removes_a_symlink_in_target_not_what_it_points_to(small, tmp_path_factory):
+    outside = tmp_path_factory.mktemp("outside")
+    keep = write_file(outside, "keep.txt", "not sqlsynth's")
+    (small / "target" / "linked").symlink_to(outside, target_is_directory=True)
+    (small / "target" / "linked_file").symlink_to(keep)
+    result = run_cli("clean", cwd=small)
+    assert result.returncode == 0, (result.stdout, result.stderr)
+    assert keep.read_text() == "not sqlsynth's"
+    assert not (small / "target" / "linked").is_symlink() and not (small / "target" / "linked_file").is_symlink()
