@@ -131,6 +131,7 @@ def test_export_dataset_statistics(llm_site):
     export = data["nodes"]["export.chat"]
     assert export["path"] == "target/exports/chat.jsonl" and export["model"] == "model.llm.chat"
     assert ["model.llm.chat", "export.chat"] in data["graph"]["edges"]
+    assert next(n for n in data["graph"]["nodes"] if n["id"] == "export.chat")["status"] == "success"
     stats = export["dataset"]
     lines = [json.loads(line) for line in (root / export["path"]).read_text().splitlines()]
     assert stats["kind"] == "chat" and stats["conversations"] == len(lines) == 3

@@ -72,7 +72,14 @@ def _graph(order: list[str], edges: list[tuple[str, str]], nodes: dict[str, Any]
             "size": {"plain": [width, height], "full": [full_width, full_height]},
             "nodes": [{"id": uid, "type": nodes[uid]["type"], "name": nodes[uid]["name"],
                        "plain": plain.get(uid), "full": full[uid],
-                       "status": (nodes[uid].get("run") or {}).get("status")} for uid in order]}
+                       "status": _status(nodes, uid)} for uid in order]}
+
+
+def _status(nodes: dict[str, Any], uid: str) -> str | None:
+    """The last run's status; an export file shows its model's (the run that wrote it)."""
+    node = nodes[uid]
+    run = nodes[node["model"]].get("run") if node["type"] == "export" else node.get("run")
+    return (run or {}).get("status")
 
 
 def _script_json(data: dict[str, Any]) -> str:
