@@ -251,11 +251,16 @@ def plan(options: Options) -> list[Any]:
 
 
 def list_nodes(options: Options, resource_types: tuple[str, ...]) -> list[Node]:
+    return list_project_nodes(options, resource_types)[1]
+
+
+def list_project_nodes(options: Options, resource_types: tuple[str, ...]) -> tuple[Project, list[Node]]:
+    """The nodes a selection matches, with the project they belong to (`ls`)."""
     project, graph = load(options)
     uids = select(project, graph, options.select, options.exclude, resource_types,
                   load_state(options.state, options.project_dir))
     write_manifest(project, project.target_dir)
-    return [project.nodes[uid] for uid in uids]
+    return project, [project.nodes[uid] for uid in uids]
 
 
 def clean(project_dir: Path, include_database: bool = False) -> list[Path]:

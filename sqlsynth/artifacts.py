@@ -13,9 +13,9 @@ from typing import Any
 
 from . import __version__
 from .masking import mask_data
-from .node_types import NodeType
+from .node_types import RELATION_TYPES, NodeType
 from .project import Node, Project
-from .state import checksums
+from .state import checksums, macro_dependencies
 
 INVOCATION_ID = str(uuid.uuid4())
 
@@ -26,7 +26,23 @@ def _metadata(project: Project) -> dict[str, Any]:
             "database": str(project.database_path)}
 
 
-def _node_json(node: Node) -> dict[str, Any]:
+def ls_json(project: Project, node: Node, keys: list[str]) -> dict[str, Any]:
+    """One node as `dbt ls --output json` prints it, with only the given keys (of cli_options.LS_JSON_KEYS)."""
+    full = {
+        "name": node.name, "resource_type": node.resource_type,
+        "package_name": node.unique_id.split(".")[1], "original_file_path": node.original_file_path,
+        "unique_id": node.unique_id, "alias": node.alias if node.resource_type in RELATION_TYPES else None,
+        "depends_on": _depends_on(project, node), "config": node.config, "tags": node.tags,
+        "source_name": node.source_name,
+    }
+    return {key: full[key] for key in keys}
+
+
+def _depends_on(project: Project, node: Node) -> dict[str, list[str]]:
+    return {"macros": macro_dependencies(project, node), "nodes": list(node.depends_on)}
+
+
+def _node_json(project: Project, node: Node) -> dict[str, Any]:
     return {
         "unique_id": node.unique_id, "resource_type": node.resource_type, "name": node.name,
         "original_file_path": node.original_file_path, "fqn": node.fqn, "schema": node.schema,
@@ -34,7 +50,7 @@ def _node_json(node: Node) -> dict[str, Any]:
         "relation_name": str(node.relation) if node.resource_type not in (NodeType.TEST, NodeType.UNIT_TEST) else None,
         "config": node.config, "tags": node.tags, "description": node.description,
         "columns": {name: asdict(col) for name, col in node.columns.items()},
-        "depends_on": {"nodes": node.depends_on}, "refs": node.refs,
+        "depends_on": _depends_on(project, node), "refs": node.refs,
         "sources": [list(s) for s in node.sources], "raw_code": node.raw_code,
         "compiled_code": node.compiled_code, "test_metadata": node.test_metadata,
         "attached_node": node.attached_node, "column_name": node.column_name,
@@ -58,7 +74,7 @@ def write_manifest(project: Project, target_dir: Path) -> Path:
     sums = checksums(project)  # what `--state DIR` with state:modified compares against
 
     def entry(node: Node) -> dict[str, Any]:
-        return {**_node_json(node), "checksum": {"name": "sha256", "checksum": sums[node.unique_id]}}
+        return {**_node_json(project, node), "checksum": {"name": "sha256", "checksum": sums[node.unique_id]}}
 
     nodes = {uid: entry(n) for uid, n in project.nodes.items() if n.resource_type != NodeType.SOURCE}
     sources = {uid: entry(n) for uid, n in project.nodes.items() if n.resource_type == NodeType.SOURCE}

@@ -20,7 +20,6 @@ from .cli_options import (
     MultiWordOption,
     exclude_option,
     fail_on_ai_errors_option,
-    ls_json,
     parse_vars,
     project_dir_option,
     select_option,
@@ -223,7 +222,8 @@ def show(ctx, target, select, inline, project_dir, vars_, limit, output):
 @_handle_errors
 def ls(ctx, resource_types, output, output_keys, **params):
     """List the nodes a selection matches."""
-    from .api import list_nodes
+    from .api import list_project_nodes
+    from .artifacts import ls_json
     from .console import out
 
     keys = [key for words in output_keys for key in words.split()] or list(LS_JSON_KEYS)
@@ -232,13 +232,14 @@ def ls(ctx, resource_types, output, output_keys, **params):
         raise click.BadParameter(f"unknown key(s) {', '.join(unknown)}; choose from {', '.join(LS_JSON_KEYS)}",
                                  param_hint="--output-keys")
     types = tuple(resource_types) or tuple(NodeType)
-    for node in list_nodes(_options(ctx, **params), types):
+    project, nodes = list_project_nodes(_options(ctx, **params), types)
+    for node in nodes:
         if output == "path":
             out.print(node.original_file_path, markup=False)
         elif output == "selector":
             out.print(".".join(node.fqn) if node.fqn else node.name, markup=False)
         elif output == "json":
-            out.print(json.dumps(ls_json(node, keys), default=str), markup=False)
+            out.print(json.dumps(ls_json(project, node, keys), default=str), markup=False)
         else:
             out.print(f"{node.resource_type}:{node.name}", markup=False)
 

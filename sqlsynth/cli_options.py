@@ -6,8 +6,6 @@ from pathlib import Path
 
 import click
 
-from .node_types import RELATION_TYPES
-
 
 def parse_vars(text: str | None) -> dict:
     """--vars as JSON/YAML (YAML is a superset of JSON, as in dbt; bounded in size) → a mapping."""
@@ -59,21 +57,9 @@ def exclude_option(**kwargs):
                         help="Nodes to leave out (dbt syntax; space-separated or repeated).", **kwargs)
 
 
-# `dbt ls --output json` keys (dbt's default set), in dbt's order
+# `dbt ls --output json` keys (dbt's default set), in dbt's order; artifacts.ls_json fills them
 LS_JSON_KEYS = ("name", "resource_type", "package_name", "original_file_path", "unique_id", "alias",
                 "depends_on", "config", "tags", "source_name")
-
-
-def ls_json(node, keys: list[str]) -> dict:
-    """One node as dbt ls prints it: `depends_on` is {"nodes": [...], "macros": []}."""
-    full = {
-        "name": node.name, "resource_type": node.resource_type,
-        "package_name": node.unique_id.split(".")[1], "original_file_path": node.original_file_path,
-        "unique_id": node.unique_id, "alias": node.alias if node.resource_type in RELATION_TYPES else None,
-        "depends_on": {"macros": [], "nodes": list(node.depends_on)},
-        "config": node.config, "tags": node.tags, "source_name": node.source_name,
-    }
-    return {key: full[key] for key in keys}
 
 
 class FullSummaryGroup(click.Group):

@@ -45,6 +45,20 @@ def _called_macros(project: Project, code: str, first: list[str]) -> list[str]:
     return sorted(seen)
 
 
+def _first_macros(node: Node) -> list[str]:
+    """A generic test's node calls its test macro without naming it in its code."""
+    return [f"test_{node.test_metadata['name']}"] if node.test_metadata else []
+
+
+def macro_dependencies(project: Project, node: Node) -> list[str]:
+    """dbt's depends_on.macros: `macro.<package>.<name>` of each macro the node calls, directly or not
+    (package `sqlsynth` for the built-in ones, as dbt says `dbt`)."""
+    def package(name: str) -> str:
+        return "sqlsynth" if project.renderer.macros[name].startswith("<sqlsynth>/") else project.name
+
+    return [f"macro.{package(m)}.{m}" for m in _called_macros(project, node.raw_code, _first_macros(node))]
+
+
 def _seed_bytes(project: Project, node: Node) -> bytes:
     path = project.dir / node.original_file_path
     return path.read_bytes() if path.is_file() else b""
@@ -53,12 +67,11 @@ def _seed_bytes(project: Project, node: Node) -> bytes:
 def node_checksum(project: Project, node: Node) -> str:
     """sha256 over the SQL, the config, the columns, the macros it calls and (seeds) the file's bytes."""
     digest = hashlib.sha256()
-    first = [f"test_{node.test_metadata['name']}"] if node.test_metadata else []
     parts: dict[str, Any] = {
         "code": node.raw_code, "config": node.config, "test": node.test_metadata, "unit_test": node.unit_test,
         "columns": {name: [c.data_type] for name, c in node.columns.items()},
         "location": node.external_location,
-        "macros": {m: _macro_text(project, m) for m in _called_macros(project, node.raw_code, first)},
+        "macros": {m: _macro_text(project, m) for m in _called_macros(project, node.raw_code, _first_macros(node))},
     }
     digest.update(json.dumps(parts, sort_keys=True, default=str).encode())
     if node.resource_type == NodeType.SEED:

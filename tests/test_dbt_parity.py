@@ -72,6 +72,20 @@ def test_ls_json_has_dbt_keys_and_output_keys(jaffle):
     assert bad.returncode == 2 and "nmae" in bad.stderr
 
 
+def test_depends_on_macros_names_the_macros_a_node_calls(jaffle):
+    """dbt's depends_on.macros, in `ls --output json` and manifest.json: project and built-in macros."""
+    result = run_cli("ls", "-s", "stg_payments", "unique_orders_order_id", "--output", "json",
+                     "--output-keys", "name", "depends_on", cwd=jaffle)
+    assert result.returncode == 0, result.stderr
+    macros = {row["name"]: row["depends_on"]["macros"] for row in map(json.loads, result.stdout.splitlines())}
+    assert macros["stg_payments"] == ["macro.jaffle_shop.cents_to_dollars"]
+    assert macros["unique_orders_order_id"] == ["macro.sqlsynth.test_unique"]
+    assert macros["assert_total_payment_amount_is_positive"] == []
+    manifest = json.loads((jaffle / "target/manifest.json").read_text())
+    assert manifest["nodes"]["model.jaffle_shop.stg_payments"]["depends_on"]["macros"] == [
+        "macro.jaffle_shop.cents_to_dollars"]
+
+
 STARTER_KEYS = """
 analysis-paths: ["analyses"]
 snapshot-paths: ["snapshots"]
