@@ -212,7 +212,7 @@ class _Batch:
             else:
                 self._drain(len(mine), len(waiting), answers)
         finally:
-            self._flush(force=True)
+            self.flush(force=True)
             self._release_unfinished(mine, answers)
             record(self.endpoint, self.node, self.counters)
         return answers
@@ -269,7 +269,7 @@ class _Batch:
                     waits_left -= 1
                     finished += 1
                     continue
-                outcome = self._settle(ref, _result_of(future))
+                outcome = self.settle(ref, _result_of(future))
                 if outcome is None:  # invalid answer, asked again
                     self._submit([ref])
                     continue
@@ -278,7 +278,7 @@ class _Batch:
                 finished += 1
             self.progress.advance(finished)
             if time.monotonic() - last_flush >= FLUSH_EVERY_S:
-                self._flush()
+                self.flush()
                 last_flush = time.monotonic()
 
     def check_interrupted(self, hint: str = "run again to continue where it stopped") -> None:
@@ -297,7 +297,7 @@ class _Batch:
         if tasks:
             aio.loop().call_soon_threadsafe(cancel)
 
-    def _settle(self, job: _Job, result: LLMResult) -> Outcome | None:
+    def settle(self, job: _Job, result: LLMResult) -> Outcome | None:
         """Validate one answer: an Outcome, or None when the request was changed and must be re-sent."""
         self.counters.calls += 1
         self.counters.retries += max(result.attempts - 1, 0)
@@ -352,7 +352,7 @@ class _Batch:
             finish or result.finish_reason, self.batch_id))
 
     # ----------------------------------------------------------------- commits
-    def _flush(self, force: bool = False) -> None:
+    def flush(self, force: bool = False) -> None:
         rows, calls = self.pending_cache, self.pending_calls
         self.pending_cache, self.pending_calls = [], []
         self.answerer.cache.write(rows, calls)

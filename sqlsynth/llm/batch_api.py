@@ -83,13 +83,13 @@ class ProviderBatch:
         for key, job in jobs.items():
             result = results.get(key) or LLMResult(
                 text=None, error=failure or f"batch {batch_id} has no answer for this request")
-            outcome = self.owner._settle(job, result)
+            outcome = self.owner.settle(job, result)
             if outcome is None:
                 again[key] = job
             else:
                 answers[key] = outcome
                 self.owner.progress.advance(1)
-        self.owner._flush(force=True)  # answers durable before the batch is forgotten
+        self.owner.flush(force=True)  # answers durable before the batch is forgotten
         self.owner.batch_id = None
         self.cache.forget_batch(batch_id)
         return again
@@ -150,15 +150,15 @@ class ProviderBatch:
             except StatusError as exc:
                 if exc.status < 500 and exc.status != 429 or attempt > self.config.max_retries:
                     raise LLMCallError(f"endpoint '{self.owner.endpoint}': cannot {doing}: "
-                                   f"{backend._describe(exc)}", hint=_hint(exc.status)) from None
+                                   f"{backend.describe(exc)}", hint=_hint(exc.status)) from None
                 delay = exc.retry_after
             except (TimedOut, Unreachable, Unreadable) as exc:
                 if attempt > self.config.max_retries:
                     raise LLMCallError(f"endpoint '{self.owner.endpoint}': cannot {doing} at {backend.base_url}: "
-                                   f"{backend._scrub(str(exc) or type(exc).__name__)}") from None
+                                   f"{backend.scrub(str(exc) or type(exc).__name__)}") from None
                 delay = None
             self.owner.check_interrupted("the next run resumes any batch already submitted")
-            time.sleep(backend._delay(attempt, delay))
+            time.sleep(backend.retry_delay(attempt, delay))
 
 
 def _errors(batch: dict[str, Any]) -> str:

@@ -168,7 +168,7 @@ class OpenAIBackend:
                     return self._failed(f"{last_error} (after {attempt} attempts)", attempt, started)
                 self.retry_waiting += 1
                 try:
-                    await asyncio.sleep(self._delay(attempt, exc.delay))
+                    await asyncio.sleep(self.retry_delay(attempt, exc.delay))
                 finally:
                     self.retry_waiting -= 1
 
@@ -254,12 +254,12 @@ class OpenAIBackend:
         except TimedOut:
             raise _Retryable(f"no answer within timeout_s={self.endpoint.timeout_s}") from None
         except Unreachable as exc:
-            raise _Retryable(f"cannot reach {self.base_url}: {self._scrub(str(exc))}") from None
+            raise _Retryable(f"cannot reach {self.base_url}: {self.scrub(str(exc))}") from None
         except Unreadable as exc:  # non-JSON / truncated body
-            raise _Retryable(self._scrub(str(exc))) from None
+            raise _Retryable(self.scrub(str(exc))) from None
 
     def _classified(self, exc: StatusError, use_format: bool, ticket: int) -> Exception:
-        status, message = exc.status, self._describe(exc)
+        status, message = exc.status, self.describe(exc)
         if status == 429:
             self._warn_throttled(exc.retry_after)
             paused = None if exc.retry_after is None else min(max(exc.retry_after, 0.0), self.endpoint.retry_max_s)
@@ -302,7 +302,7 @@ class OpenAIBackend:
     def _stopped(self) -> str:
         return f"not sent: endpoint '{self.name}' was stopped by an earlier error ({self.fatal})"
 
-    def _delay(self, attempt: int, retry_after: float | None) -> float:
+    def retry_delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             # The server knows best, within retry_max_s (a 100 s Retry-After would look like a hang).
             return min(max(retry_after, 0.0), self.endpoint.retry_max_s)
@@ -320,14 +320,14 @@ class OpenAIBackend:
         console.print(f"[yellow]endpoint '{self.name}' is throttling[/yellow]: HTTP 429 from "
                       f"{self.base_url}{wait}; retrying", markup=True)
 
-    def _describe(self, exc: StatusError) -> str:
+    def describe(self, exc: StatusError) -> str:
         status = exc.status
         text = f"HTTP {status} from {self.base_url}: {exc.message}"
         hints = {401: " (check the API key variable)", 403: " (the key may not have access to this model)",
                  404: f" (check base_url and model '{self.endpoint.model}')"}
-        return self._scrub(text + hints.get(status, ""))
+        return self.scrub(text + hints.get(status, ""))
 
-    def _scrub(self, text: str) -> str:
+    def scrub(self, text: str) -> str:
         """Never let the key (or a credential in base_url) reach a message, a log row or the database:
         the message becomes the row's errorMessage, stored in the model's table."""
         from ..masking import mask
@@ -336,7 +336,7 @@ class OpenAIBackend:
         return mask(text.replace(key, "***") if key and len(key) > 3 else text)
 
     def _failed(self, message: str, attempts: int, started: float) -> LLMResult:
-        return LLMResult(text=None, error=self._scrub(message), attempts=attempts,
+        return LLMResult(text=None, error=self.scrub(message), attempts=attempts,
                          latency_s=time.perf_counter() - started, finish_reason="error")
 
 

@@ -155,11 +155,14 @@ def parse_parameters_json(text: str | None) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted(validate_parameters(data).items(), key=lambda kv: kv[0]))
 
 
+_OPENAI_KNOWN = frozenset({"temperature", "max_tokens", "top_p", "seed", "stop", "presence_penalty",
+                           "frequency_penalty", "logit_bias", "user", "reasoning_effort"})
+_OPENAI_NOT_SENT = frozenset({"do_sample", "num_beams", "n", *CACHE_ONLY})  # one answer per row; local-only knobs
+
+
 def openai_arguments(parameters: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(keyword arguments of chat.completions.create, extra_body) for OpenAI-compatible servers."""
-    known = {"temperature", "max_tokens", "top_p", "seed", "stop", "presence_penalty", "frequency_penalty",
-             "logit_bias", "user", "reasoning_effort"}
-    not_sent = {"do_sample", "num_beams", "n", *CACHE_ONLY}  # one answer per row; local-only knobs
+    known, not_sent = _OPENAI_KNOWN, _OPENAI_NOT_SENT
     kwargs, extra = {}, {}
     for key, value in canonical(parameters).items():
         if key in known:
