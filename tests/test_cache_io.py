@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from test_ai_query_cli import cli, make_project
 
+from conftest import run_cli
 from llm_support import stub
 
 
@@ -121,6 +122,11 @@ def test_a_bad_file_is_one_message_and_the_cache_is_untouched(exported, tmp_path
     assert _cached(project) == 16
 
 
+def spark_cli(project, *args: str):
+    """A command on local Spark: a JVM start each time, minutes on a loaded box."""
+    return run_cli("--project-dir", str(project), *args, timeout=900)
+
+
 @pytest.mark.spark
 def test_the_file_round_trips_through_the_spark_cache(exported, tmp_path):
     pytest.importorskip("pyspark")
@@ -129,12 +135,12 @@ def test_the_file_round_trips_through_the_spark_cache(exported, tmp_path):
     project, file = exported
     with (project / "project.yml").open("a") as handle:
         handle.write("targets:\n  spark:\n    type: spark\n    remote: local[1]\n")
-    first = cli(project, "cache", "import", str(file), "--target", "spark")
+    first = spark_cli(project, "cache", "import", str(file), "--target", "spark")
     assert first.returncode == 0, first.stderr
     assert "Imported 16 new answers" in first.stderr
     back = tmp_path / "back.parquet"
-    done = cli(project, "cache", "export", str(back), "--target", "spark")
+    done = spark_cli(project, "cache", "export", str(back), "--target", "spark")
     assert done.returncode == 0 and "Exported 16 cached answers" in done.stderr, done.stderr
     assert pq.read_table(back).equals(pq.read_table(file))  # same keys, answers, tokens, timestamps
-    again = cli(project, "cache", "import", str(back), "-t", "spark")
+    again = spark_cli(project, "cache", "import", str(back), "-t", "spark")
     assert "Imported 0 new answers" in again.stderr and "16 already cached" in again.stderr

@@ -165,9 +165,18 @@ SPARK_TABLE = f"`{SCHEMA}`.`cache`"
 
 
 def _spark_ddl(table_format: str) -> str:
-    types = {"prompt_tokens": "int", "completion_tokens": "int", "created_at": "timestamp_ntz"}
+    # the same table the staged Spark ai_query writes (targets/spark_ai_spool.py)
+    types = {"prompt_tokens": "int", "completion_tokens": "int", "created_at": "timestamp"}
     columns = ", ".join(f"`{name}` {types.get(name, 'string')}" for name in CACHE_COLUMNS)
     return f"create table if not exists {SPARK_TABLE} ({columns}) using {table_format}"
+
+
+def _utc(table: Any) -> Any:
+    """created_at as an instant in UTC (the file's naive times are UTC), whatever the session's time zone."""
+    import pyarrow as pa
+
+    index = table.schema.get_field_index("created_at")
+    return table.set_column(index, "created_at", table["created_at"].cast(pa.timestamp("us", tz="UTC")))
 
 
 def spark_export(spark: Any, path: Path, endpoint: str | None = None) -> int:
@@ -182,10 +191,10 @@ def spark_import(spark: Any, path: Path, table_format: str = "parquet") -> Impor
     table = read_file(path)
     spark.sql(f"create schema if not exists `{SCHEMA}`")
     spark.sql(_spark_ddl(table_format))
-    incoming = spark.createDataFrame(table)
+    incoming = spark.createDataFrame(_utc(table))
     new = incoming.join(spark.table(SPARK_TABLE).select("key"), on="key", how="left_anti")
     # collected before the append: a plan that reads the table it writes to is not allowed everywhere
     rows = new.select(*[f"`{name}`" for name in CACHE_COLUMNS]).toArrow()
     if rows.num_rows:
-        spark.createDataFrame(conform(rows, str(path))).write.insertInto(SPARK_TABLE)
+        spark.createDataFrame(_utc(conform(rows, str(path)))).write.insertInto(SPARK_TABLE)
     return ImportCounts(in_file=table.num_rows, new=rows.num_rows)
