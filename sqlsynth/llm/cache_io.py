@@ -189,7 +189,9 @@ def spark_export(spark: Any, path: Path, endpoint: str | None = None) -> int:
 def spark_import(spark: Any, path: Path, table_format: str = "parquet") -> ImportCounts:
     """Append the file's keys that the Spark cache table does not hold yet (an anti-join)."""
     table = read_file(path)
-    spark.sql(f"create schema if not exists `{SCHEMA}`")
+    from ..targets.spark_database import ensure_schema
+
+    ensure_schema(spark, SCHEMA)
     spark.sql(_spark_ddl(table_format))
     incoming = spark.createDataFrame(_utc(table))
     new = incoming.join(spark.table(SPARK_TABLE).select("key"), on="key", how="left_anti")

@@ -15,6 +15,12 @@ def relation(schema: str, name: str) -> str:
     return f"{quote(schema)}.{quote(name)}"
 
 
+def ensure_schema(spark: Any, schema: str) -> None:
+    """Looked up first: Hive's metastore logs a Java stack trace for `if not exists` on an existing schema."""
+    if not spark.catalog.databaseExists(schema):
+        spark.sql(f"create schema if not exists {quote(schema)}")
+
+
 class SparkCursor:
     """The DB-API subset the runner and data tests use: execute() → fetchall() / description."""
 
@@ -48,7 +54,7 @@ class SparkDatabase:
         return "view" if (table.tableType or "").upper() == "VIEW" else "table"
 
     def ensure_schema(self, schema: str) -> None:
-        self.spark.sql(f"create schema if not exists {quote(schema)}")
+        ensure_schema(self.spark, schema)
 
     def interrupt(self) -> None:
         self.spark.sparkContext.cancelAllJobs()

@@ -14,6 +14,8 @@ from typing import Any
 from ..errors import ConfigError
 from . import SPARK_EXTRA
 
+GRPC_HANDSHAKE_S = 15
+
 # A small local Spark: tests and laptops; a cluster's own settings come from spark_conf.
 LOCAL_DEFAULTS = {
     "spark.driver.memory": "512m",
@@ -31,6 +33,13 @@ def require_pyspark(target_name: str) -> None:
                           path="project.yml", hint=SPARK_EXTRA)
 
 
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # the parent package (databricks) is missing too
+        return False
+
+
 def _token(target_name: str, env: str | None) -> str | None:
     if env is None:
         return None
@@ -41,13 +50,22 @@ def _token(target_name: str, env: str | None) -> str | None:
     return value
 
 
+# Loggers that repeat, with a Java stack trace, a failure sqlsynth reports itself as one line (a failed
+# task of a failed model), or that Spark's own log4j template silences ("Database default already exists").
+_SILENCED_LOGGERS = ("org.apache.spark.executor.Executor", "org.apache.spark.scheduler.TaskSetManager",
+                     "org.apache.spark.util.Utils", "org.apache.spark.sql.execution.datasources.FileFormatWriter",
+                     "org.apache.hadoop.hive.metastore.RetryingHMSHandler")
+
+
 def _quiet_log4j(state_dir: Path) -> Path:
     """Spark's own log lines (WARN at start-up) would bury sqlsynth's output: errors only."""
     path = state_dir / "log4j2.properties"
+    silenced = "".join(f"logger.s{i}.name = {name}\nlogger.s{i}.level = off\n"
+                       for i, name in enumerate(_SILENCED_LOGGERS))
     path.write_text("rootLogger.level = error\nrootLogger.appenderRef.stderr.ref = console\n"
                     "appender.console.type = Console\nappender.console.name = console\n"
                     "appender.console.target = SYSTEM_ERR\nappender.console.layout.type = PatternLayout\n"
-                    "appender.console.layout.pattern = spark: %p %c{1}: %m%n\n", encoding="utf-8")
+                    "appender.console.layout.pattern = spark: %p %c{1}: %m%n\n" + silenced, encoding="utf-8")
     return path
 
 
@@ -88,6 +106,25 @@ def _check_reachable(target_name: str, remote: str) -> None:
     if importlib.util.find_spec("grpc_status") is None or importlib.util.find_spec("pandas") is None:
         raise ConfigError(f"target '{target_name}': Spark Connect needs its client libraries",
                           path="project.yml", hint="pip install 'pyspark[connect]==4.0.1'")
+    _check_speaks_grpc(target_name, f"{host}:{port}", secure="use_ssl=true" in remote.lower())
+
+
+def _check_speaks_grpc(target_name: str, address: str, secure: bool) -> None:
+    """A port that accepts connections but is not a gRPC server (a wrong port, a proxy) would also keep the
+    Spark Connect client retrying for minutes: the HTTP/2 handshake must complete within seconds."""
+    import grpc
+
+    channel = grpc.secure_channel(address, grpc.ssl_channel_credentials()) if secure \
+        else grpc.insecure_channel(address)
+    try:
+        grpc.channel_ready_future(channel).result(timeout=GRPC_HANDSHAKE_S)
+    except grpc.FutureTimeoutError:
+        raise ConfigError(f"target '{target_name}': {address} accepts connections but does not answer as a "
+                          f"Spark Connect (gRPC) server within {GRPC_HANDSHAKE_S} s", path="project.yml",
+                          hint="check the port in remote: (Spark Connect listens on 15002 by default) and "
+                               "use_ssl=true for a TLS endpoint") from None
+    finally:
+        channel.close()
 
 
 def _connect_url(target: Any, token: str | None) -> str:
@@ -124,13 +161,22 @@ def open_session(target_name: str, target: Any, state_dir: Path) -> Any:
                                "local[N] needs Java 17 (apt-get install openjdk-17-jre-headless)") from None
     if target.catalog:
         session.sql(f"use catalog `{target.catalog}`")
+    _quiet_query_context_loggers()
     return session
+
+
+def _quiet_query_context_loggers() -> None:
+    """pyspark logs every failed query as a JSON stack trace; sqlsynth reports the error itself, once."""
+    import logging
+
+    for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+        logging.getLogger(name).disabled = True
 
 
 def _databricks_session(target_name: str, target: Any) -> Any:
     """Databricks Connect (databricks-connect package); untested against a live workspace."""
     token = _token(target_name, target.token_env)
-    if importlib.util.find_spec("databricks.connect") is None:
+    if not _installed("databricks.connect"):
         raise ConfigError(f"target '{target_name}' needs databricks-connect, which is not installed",
                           path="project.yml", hint="pip install databricks-connect")
     from databricks.connect import DatabricksSession
