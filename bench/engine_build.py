@@ -5,6 +5,12 @@ CLI start-up (`sqlsynth --help`), and the per-node overhead of `sqlsynth run` be
 time for the same statements executed directly (side by side, with the ratio).
 
     python bench/engine_build.py [--models 50] [--rows 100000]
+
+With --spark (needs pyspark and Java 17) it instead builds the same project on DuckDB and on
+`--target spark` (local[2]) for each --models count, whole process each time, and prints both side by
+side with the ratio and the marginal cost per model: the point is how the cost grows, not who wins.
+
+    python bench/engine_build.py --spark --models 10,50
 """
 
 from __future__ import annotations
@@ -81,11 +87,52 @@ def direct_duckdb_time(root: Path) -> tuple[float, int]:
     return elapsed, len(statements)
 
 
+SPARK_TARGET = "targets:\n  spark:\n    type: spark\n    remote: local[2]\n"
+
+
+def engine_times(models: int, rows: int) -> dict[str, tuple[float, float]]:
+    """engine → (build s, second run s), whole process, for one project built by both engines."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "bench"
+        make_project(root, models, rows)
+        with (root / "project.yml").open("a") as handle:
+            handle.write(SPARK_TARGET)
+        times = {}
+        for engine, flags in (("duckdb", []), ("spark", ["--target", "spark"])):
+            build_s, _ = timed(SQLSYNTH + ["build", *flags], root)
+            rerun_s, _ = timed(SQLSYNTH + ["run", *flags], root)
+            times[engine] = (build_s, rerun_s)
+    return times
+
+
+def compare_spark(model_counts: list[int], rows: int) -> None:
+    print(f"2 seeds x {rows:,} rows; whole process (start-up, project load, JVM start on Spark)")
+    print(f"{'models':>6}  {'step':<16}{'duckdb s':>9}{'spark s':>9}{'spark/duckdb':>14}")
+    results = {}
+    for models in model_counts:
+        results[models] = times = engine_times(models, rows)
+        for index, step in enumerate(("build", "second run")):
+            duck, spark = times["duckdb"][index], times["spark"][index]
+            print(f"{models:>6}  {step:<16}{duck:9.2f}{spark:9.2f}{spark / duck:13.1f}x")
+    if len(model_counts) > 1:
+        low, high = min(model_counts), max(model_counts)
+        for engine in ("duckdb", "spark"):
+            per_model = (results[high][engine][0] - results[low][engine][0]) / (high - low)
+            print(f"marginal build cost per model, {engine}: {per_model * 1000:6.0f} ms "
+                  f"(fixed part ~{results[low][engine][0] - per_model * low:.1f} s)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--models", type=int, default=50)
+    parser.add_argument("--models", default="50", help="model count; with --spark a comma-separated list")
     parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--spark", action="store_true", help="compare DuckDB with --target spark (local[2])")
     args = parser.parse_args()
+    counts = [int(n) for n in args.models.split(",")]
+    if args.spark:
+        compare_spark(counts, args.rows)
+        return
+    args.models = counts[0]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "bench"
         make_project(root, args.models, args.rows)

@@ -79,7 +79,7 @@ def test_compile_for_spark_shows_the_spark_sql(fixture_project):
     result = run_cli("compile", "--target", "spark", "-s", "agg stg_payments", cwd=project)
     assert result.returncode == 0, result.stderr
     assert "ARRAY_JOIN(COLLECT_LIST(first_name), '|')" in result.stdout
-    assert "FROM_JSON('{\"a\": 1}', '`a`: INT, `b`: array<STRING>')" in result.stdout
+    assert "FROM_JSON('{\"a\": 1}', '`a` INT, `b` array<STRING>')" in result.stdout
     assert "FROM `main`.`stg_customers`" in result.stdout
     assert "AS DECIMAL(16, 2)) AS amount" in result.stdout
     compiled = project / "target/compiled/jaffle_shop/models/marts/agg.sql"

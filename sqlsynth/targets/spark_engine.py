@@ -16,6 +16,7 @@ from ..errors import CompileError
 from ..node_types import RELATION_TYPES, NodeType
 from ..project import Node, Project
 from ..runner import NodeResult, Runner
+from .databricks_native import native_endpoints
 from .spark_database import SparkDatabase
 from .spark_materialize import MATERIALIZERS, load_seed
 from .spark_sql import PYTHON_FUNCTIONS, to_spark_sql
@@ -31,6 +32,7 @@ class SparkCompiler(Compiler):
         self._relations = sorted({str(n.relation) for n in project.nodes.values()
                                   if n.resource_type in RELATION_TYPES}, key=len, reverse=True)
         self._python = {spec.name.lower() for spec in project.udfs} | set(PYTHON_FUNCTIONS)
+        self._native = native_endpoints(project)
 
     def _compile_rendered(self, node: Node, rendered: str, source: str) -> str:
         """The shared compile()/cte_chain() call this to turn one rendered node into runnable SQL."""
@@ -39,7 +41,7 @@ class SparkCompiler(Compiler):
                                "implemented on Spark yet", path=node.original_file_path,
                                hint=f"use one of {', '.join(SUPPORTED_MATERIALIZATIONS)} or --target duckdb")
         dialect = str(node.config.get("dialect") or "duckdb").lower()
-        return to_spark_sql(rendered, node, dialect, self._relations, self._python)
+        return to_spark_sql(rendered, node, dialect, self._relations, self._python, self._native)
 
 
 class SparkRunner(Runner):

@@ -1,6 +1,7 @@
 """DuckDB-dialect model SQL → Spark SQL (sqlglot), with the non-portable spots rewritten or refused.
 
-Rewritten on the AST: string_agg/group_concat (→ array_join(collect_list(...))), from_json with a
+Rewritten on the AST: string_agg/group_concat (→ array_join(collect_list(...)), or with ORDER BY
+→ listagg(...) WITHIN GROUP (ORDER BY ...)), from_json with a
 DuckDB JSON-structure schema (→ a Spark DDL schema string). Refused at compile time, naming the model,
 line and portable spelling: ai_query (the staged Spark path is not built yet), hash(), DuckDB-only
 functions, and the Python functions (udfs/, corpus functions) that are not registered on Spark yet.
@@ -18,6 +19,7 @@ from sqlglot.errors import ParseError, SqlglotError
 
 from ..compile import plain_parser_message, strip_statement
 from ..errors import CompileError
+from .databricks_native import pass_through
 
 SPARK_DIALECTS = ("spark", "databricks")
 
@@ -77,17 +79,29 @@ def _spark_type(structure: Any) -> str:
     raise ValueError(f"unsupported JSON structure {structure!r}")
 
 
+def _from_json_schema(structure: Any) -> str:
+    """from_json's schema: an object as a column list (`a` INT, `b` array<STRING>; Spark refuses colons at
+    the top level), anything else as a type."""
+    if isinstance(structure, dict):
+        return ", ".join(f"`{k}` {_spark_type(v)}" for k, v in structure.items())
+    return _spark_type(structure)
+
+
 def _rewrite(tree: exp.Expression, node: Any) -> exp.Expression:
     def one(expression: exp.Expression) -> exp.Expression:
         if isinstance(expression, exp.GroupConcat):
-            values = exp.Anonymous(this="collect_list", expressions=[expression.this])
             separator = expression.args.get("separator") or exp.Literal.string(",")
+            if isinstance(expression.this, exp.Order):  # collect_list keeps no order; Spark 4's listagg does
+                ordered = expression.this
+                return exp.WithinGroup(this=exp.Anonymous(this="listagg", expressions=[ordered.this, separator]),
+                                       expression=exp.Order(expressions=ordered.expressions))
+            values = exp.Anonymous(this="collect_list", expressions=[expression.this])
             return exp.Anonymous(this="array_join", expressions=[values, separator])
         if isinstance(expression, exp.FromJson):
             schema = expression.expression
             if isinstance(schema, exp.Literal) and schema.is_string and schema.this.lstrip().startswith("{"):
                 try:
-                    ddl = _spark_type(json.loads(schema.this))[len("struct<"):-1]
+                    ddl = _from_json_schema(json.loads(schema.this))
                 except (ValueError, SqlglotError) as exc:
                     raise _refuse(node, "from_json", f"cannot translate the schema: {exc}",
                                   "write the schema as Spark DDL with config(dialect='spark')") from None
@@ -98,13 +112,16 @@ def _rewrite(tree: exp.Expression, node: Any) -> exp.Expression:
 
 
 def to_spark_sql(rendered: str, node: Any, dialect: str, relations: list[str],
-                 python_names: set[str] = frozenset()) -> str:
-    """The exact SQL Spark runs for one rendered model/test."""
+                 python_names: set[str] = frozenset(), native: dict[str, str] | None = None) -> str:
+    """The exact SQL Spark runs for one rendered model/test.
+
+    ``native`` (databricks target): endpoint → Model Serving endpoint whose ai_query calls Databricks runs."""
     sql = strip_statement(rendered)
     if dialect in SPARK_DIALECTS:
         for rel in relations:  # ref() renders "schema"."name"; Spark quotes identifiers with backticks
             sql = sql.replace(rel, rel.replace('"', "`"))
-        return sql
+        if not (native and re.search(r"\bai_query\s*\(", sql, re.I)):
+            return sql
     try:
         tree = sqlglot.parse_one(sql, read=dialect or "duckdb")
     except (ParseError, SqlglotError) as exc:
@@ -112,6 +129,7 @@ def to_spark_sql(rendered: str, node: Any, dialect: str, relations: list[str],
                            f"{plain_parser_message(str(exc).splitlines()[0])}",
                            path=node.original_file_path,
                            hint="write portable SQL, or the Spark spelling with config(dialect='spark')") from None
+    tree = pass_through(tree, native or {}, databricks_semantics=dialect in SPARK_DIALECTS)
     _check_functions(tree, node, python_names)
     tree = _rewrite(tree, node)
     return tree.sql(dialect="spark", pretty=True)
