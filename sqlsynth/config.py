@@ -48,9 +48,9 @@ class EndpointConfig(Strict):
                                            "(/v1/files + /v1/batches), at the batch price")
     batch_price_factor: float = Field(0.5, gt=0, description="batch price over the token prices (OpenAI: half)")
     batch_poll_s: float = Field(30.0, gt=0, description="seconds between two looks at a running batch")
-
     native: bool = Field(False, description="databricks target: Databricks' own ai_query on the Model Serving "
                                             "endpoint named model: (not staged, not cached by sqlsynth)")
+
     @field_validator("batch")
     @classmethod
     def _batch_needs_a_server(cls, value: bool, info: Any) -> bool:
