@@ -6,7 +6,6 @@ import contextlib
 import datetime as dt
 import json
 import os
-import uuid
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -15,9 +14,8 @@ from . import __version__
 from .masking import mask_data
 from .node_types import RELATION_TYPES, NodeType
 from .project import Node, Project
+from .render import INVOCATION_ID
 from .state import checksums, macro_dependencies
-
-INVOCATION_ID = str(uuid.uuid4())
 
 
 def _metadata(project: Project) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import os
 import re
 import threading
 import traceback
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,9 @@ from .identifiers import relation
 from .masking import add_secret, is_secret_env
 
 # dbt's `{% test name(args) %}` blocks are macros named test_<name>.
+# dbt's invocation_id: one per command (process), in every template and in the artifacts' metadata
+INVOCATION_ID = str(uuid.uuid4())
+
 _TEST_BLOCK = re.compile(r"{%(-?)\s*test\s+(\w+)\s*\(")
 _END_TEST = re.compile(r"{%(-?)\s*endtest\s*(-?)%}")
 
@@ -250,7 +254,7 @@ class DbtContext:
             "exceptions": _Namespace({"raise_compiler_error": self.raise_compiler_error,
                                       "warn": lambda message: self.log(message, info=True)}),
             "execute": True, "target": _Namespace(target_info), "project_name": self._renderer.project_name,
-            "run_started_at": dt.datetime.now(dt.timezone.utc),
+            "run_started_at": dt.datetime.now(dt.timezone.utc), "invocation_id": INVOCATION_ID,
             "modules": _Namespace({"datetime": dt, "re": re, "json": json}),
             "tojson": json.dumps, "fromjson": json.loads, "zip": zip,
         }

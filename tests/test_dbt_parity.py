@@ -117,6 +117,30 @@ def test_failing_run_hook_is_a_clear_error(jaffle):
     assert "on-run-start hook 1 failed" in result.stderr and "no_such_table" in result.stderr
 
 
+def test_on_run_end_sees_invocation_id_of_the_run_results(jaffle):
+    project_yml = jaffle / "project.yml"
+    project_yml.write_text(project_yml.read_text() + STARTER_KEYS.replace(
+        "on-run-end: \"insert into run_log values ('end', 0)\"",
+        "on-run-end: \"create table ended as select '{{ invocation_id }}' as id\""))
+    result = run_cli("seed", "-s", "raw_customers", cwd=jaffle)
+    assert result.returncode == 0, result.stderr
+    ended = run_cli("show", "--inline", "select id from ended", "--output", "csv", cwd=jaffle)
+    run_results = json.loads((jaffle / "target/run_results.json").read_text())
+    assert ended.stdout.split() == ["id", run_results["metadata"]["invocation_id"]]
+
+
+@pytest.mark.parametrize("key, code", [("on-run-start", 2), ("on-run-end", 1)])
+def test_run_hook_that_does_not_render_names_the_hook(jaffle, key, code):
+    """Before the run nothing ran (exit 2); after it the seeds did (exit 1, run_results.json written)."""
+    project_yml = jaffle / "project.yml"
+    project_yml.write_text(project_yml.read_text() + f"{key}: 'select {{{{ no_such_name }}}}'\n")
+    result = run_cli("seed", "-s", "raw_customers", cwd=jaffle)
+    assert result.returncode == code and "Traceback" not in result.stderr
+    assert f"{key} hook 1 does not render: undefined name" in result.stderr
+    assert "project.yml:1:" not in result.stderr  # a line of the hook text is not a line of project.yml
+    assert (jaffle / "target/run_results.json").exists() == (key == "on-run-end")
+
+
 def test_torch_is_pinned_only_in_constraints_and_deepspeed_has_its_own_extra():
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     root = Path(__file__).resolve().parents[1]
