@@ -105,6 +105,15 @@ class BatchAnswerer:
         answers = batch.answer(jobs)
         return [Outcome(None) if key is None else answers[key] for key in keys]
 
+    def keys(self, endpoint: str, requests: list[str | None], response_format: str | None,
+             parameters: list[str | None]) -> list[str | None]:
+        """The cache key answer() gives each request (None for NULL), without calling: the Spark target
+        anti-joins its cache table with these, so both engines share one key function."""
+        fmt = parse_response_format(response_format, self.models) if response_format else None
+        config = None if endpoints.is_registered_backend(endpoint) else endpoints.resolve(endpoint, self.config)
+        identity = endpoints.identity(endpoint, self.config)
+        return self._jobs(endpoint, requests, parameters, fmt, config, identity)[0]
+
     def _jobs(self, endpoint_name: str, requests: list[str | None], parameters: list[str | None],
               fmt: ResponseFormat | None,
               config: EndpointConfig, identity: dict[str, Any]

@@ -32,6 +32,12 @@ class SparkTarget(_Strict):
     schema_: str | None = Field(None, alias="schema", description="default: each node's own schema")
     table_format: Literal["parquet", "delta", "iceberg"] = "parquet"
     spark_conf: dict[str, str] = Field(default_factory=dict, description="passed to the session as is")
+    ai_query_partitions: int | None = Field(
+        None, ge=1, description="P: tasks calling an endpoint at once (default: local[N] → N, else the "
+                                "default parallelism); each keeps max_concurrency / P requests in flight")
+    ai_spool: str | None = Field(
+        None, description="folder/URI both the executors and sqlsynth reach, where tasks spool answers "
+                          "(default for local[N]: target/spark/ai_spool; required for sc:// with ai_query)")
 
     @field_validator("remote")
     @classmethod

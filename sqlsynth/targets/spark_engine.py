@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from ..compile import Compiler
 from ..datatests import run_test
@@ -17,6 +18,8 @@ from ..node_types import RELATION_TYPES, NodeType
 from ..project import Node, Project
 from ..runner import NodeResult, Runner
 from .databricks_native import native_endpoints
+from .spark_ai_plan import AIStage, describe, plan_ai_queries
+from .spark_ai_query import run_stages
 from .spark_database import SparkDatabase
 from .spark_materialize import MATERIALIZERS, load_seed
 from .spark_sql import PYTHON_FUNCTIONS, to_spark_sql
@@ -33,6 +36,7 @@ class SparkCompiler(Compiler):
                                   if n.resource_type in RELATION_TYPES}, key=len, reverse=True)
         self._python = {spec.name.lower() for spec in project.udfs} | set(PYTHON_FUNCTIONS)
         self._native = native_endpoints(project)
+        self.ai_stages: dict[str, list[AIStage]] = {}
 
     def _compile_rendered(self, node: Node, rendered: str, source: str) -> str:
         """The shared compile()/cte_chain() call this to turn one rendered node into runnable SQL."""
@@ -41,7 +45,22 @@ class SparkCompiler(Compiler):
                                "implemented on Spark yet", path=node.original_file_path,
                                hint=f"use one of {', '.join(SUPPORTED_MATERIALIZATIONS)} or --target duckdb")
         dialect = str(node.config.get("dialect") or "duckdb").lower()
-        return to_spark_sql(rendered, node, dialect, self._relations, self._python, self._native)
+        staged = node.resource_type == NodeType.MODEL and node.materialized in ("table", "incremental")
+        planner = _AIPlanner(self.project, node, self.ai_stages) if staged else None
+        sql = to_spark_sql(rendered, node, dialect, self._relations, self._python, self._native, planner)
+        return describe(self.ai_stages.get(node.unique_id, [])) + sql
+
+
+class _AIPlanner:
+    """Collects a model's staged ai_query calls for the runner (see spark_ai_plan.py)."""
+
+    def __init__(self, project: Project, node: Node, stages: dict[str, list[AIStage]]):
+        self.project, self.node, self.stages = project, node, stages
+
+    def plan(self, tree: Any, node: Node, dialect: str) -> Any:
+        tree, stages = plan_ai_queries(tree, node, self.project.config, self.project.pydantic_models, dialect)
+        self.stages[node.unique_id] = stages
+        return tree
 
 
 class SparkRunner(Runner):
@@ -54,6 +73,7 @@ class SparkRunner(Runner):
             if node.materialized != "ephemeral":
                 self.db.ensure_schema(node.schema)
             self._hooks(node, "pre_hook")
+            run_stages(self.db, self.compiler.ai_stages.get(node.unique_id, []))
             result.rows_affected, result.message = MATERIALIZERS[node.materialized](self.db, node, sql)
             self._hooks(node, "post_hook")
         elif node.resource_type == NodeType.TEST:

@@ -83,11 +83,26 @@ def _local_builder(target: Any, state_dir: Path) -> Any:
         "spark.driver.extraJavaOptions":
             f"-Dderby.system.home={state_dir} -Dlog4j2.configurationFile={_quiet_log4j(state_dir)}",
     })
+    conf.update(_python_workers())
     conf.update(target.spark_conf)
     builder = SparkSession.builder.master(target.remote).appName("sqlsynth")
     for key, value in conf.items():
         builder = builder.config(key, value)
     return builder
+
+
+def _python_workers() -> dict[str, str]:
+    """Python workers (ai_query tasks, UDFs) run this interpreter and import this sqlsynth, as the driver."""
+    import sys
+
+    import sqlsynth
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # pyspark reads the env var, not the conf
+    paths = [str(Path(sqlsynth.__file__).resolve().parents[1])]
+    if os.environ.get("PYTHONPATH"):
+        paths.append(os.environ["PYTHONPATH"])
+    return {"spark.pyspark.python": sys.executable, "spark.pyspark.driver.python": sys.executable,
+            "spark.executorEnv.PYTHONPATH": os.pathsep.join(paths)}
 
 
 def _check_reachable(target_name: str, remote: str) -> None:

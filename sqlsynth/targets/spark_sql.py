@@ -1,9 +1,10 @@
 """DuckDB-dialect model SQL → Spark SQL (sqlglot), with the non-portable spots rewritten or refused.
 
-Rewritten on the AST: string_agg/group_concat (→ array_join(collect_list(...)), or with ORDER BY
-→ listagg(...) WITHIN GROUP (ORDER BY ...)), from_json with a
-DuckDB JSON-structure schema (→ a Spark DDL schema string). Refused at compile time, naming the model,
-line and portable spelling: ai_query (the staged Spark path is not built yet), hash(), DuckDB-only
+Rewritten on the AST: ai_query calls (staged: spark_ai_plan.py; on the databricks target `native: true`
+endpoints pass through, databricks_native.py), string_agg/group_concat (→ array_join(collect_list(...)),
+or with ORDER BY → listagg(...) WITHIN GROUP (ORDER BY ...)), from_json with a DuckDB JSON-structure
+schema (→ a Spark DDL schema string), the DuckDB idioms in spark_rewrites.py. Refused at compile time,
+naming the model, line and portable spelling: hash(), DuckDB-only
 functions, and the Python functions (udfs/, corpus functions) that are not registered on Spark yet.
 """
 
@@ -25,9 +26,9 @@ SPARK_DIALECTS = ("spark", "databricks")
 
 # name → (why, portable spelling)
 REFUSED = {
-    "ai_query": ("staged ai_query on Spark is not implemented yet (it must not run as a row UDF)",
-                 "build this model with --target duckdb for now"),
-    "sqlsynth_ai_query": ("staged ai_query on Spark is not implemented yet", "use --target duckdb for now"),
+    "ai_query": ("on Spark ai_query runs staged in table and incremental models only (a view, ephemeral "
+                 "model or test would call it again at every read)",
+                 "materialize the model that calls ai_query as a table (config(materialized='table'))"),
     "hash": ("hash() differs between DuckDB (64-bit) and Spark (32-bit murmur3)",
              "md5(cast(x as varchar)) gives the same value on both engines"),
 }
@@ -67,13 +68,13 @@ def _check_functions(tree: exp.Expression, node: Any, python_names: set[str]) ->
                 raise _refuse(node, name, "a DuckDB-only function", f"the portable spelling: {DUCKDB_ONLY[name]}")
 
 
-def _spark_type(structure: Any) -> str:
+def spark_type(structure: Any) -> str:
     """A DuckDB json_structure value ({"a": "INTEGER", "b": ["VARCHAR"]}) as a Spark DDL type."""
     if isinstance(structure, dict):
-        fields = ", ".join(f"`{k}`: {_spark_type(v)}" for k, v in structure.items())
+        fields = ", ".join(f"`{k}`: {spark_type(v)}" for k, v in structure.items())
         return f"struct<{fields}>"
     if isinstance(structure, list) and len(structure) == 1:
-        return f"array<{_spark_type(structure[0])}>"
+        return f"array<{spark_type(structure[0])}>"
     if isinstance(structure, str):
         return exp.DataType.build(structure, dialect="duckdb").sql(dialect="spark")
     raise ValueError(f"unsupported JSON structure {structure!r}")
@@ -83,12 +84,14 @@ def _from_json_schema(structure: Any) -> str:
     """from_json's schema: an object as a column list (`a` INT, `b` array<STRING>; Spark refuses colons at
     the top level), anything else as a type."""
     if isinstance(structure, dict):
-        return ", ".join(f"`{k}` {_spark_type(v)}" for k, v in structure.items())
-    return _spark_type(structure)
+        return ", ".join(f"`{k}` {spark_type(v)}" for k, v in structure.items())
+    return spark_type(structure)
 
 
 def _rewrite(tree: exp.Expression, node: Any) -> exp.Expression:
     def one(expression: exp.Expression) -> exp.Expression:
+        if isinstance(expression, exp.CTE) and expression.args.get("materialized") is not None:
+            expression.set("materialized", None)  # DuckDB's hint; Spark has no such CTE keyword
         if isinstance(expression, exp.GroupConcat):
             separator = expression.args.get("separator") or exp.Literal.string(",")
             if isinstance(expression.this, exp.Order):  # collect_list keeps no order; Spark 4's listagg does
@@ -112,15 +115,18 @@ def _rewrite(tree: exp.Expression, node: Any) -> exp.Expression:
 
 
 def to_spark_sql(rendered: str, node: Any, dialect: str, relations: list[str],
-                 python_names: set[str] = frozenset(), native: dict[str, str] | None = None) -> str:
+                 python_names: set[str] = frozenset(), native: dict[str, str] | None = None,
+                 ai: Any = None) -> str:
     """The exact SQL Spark runs for one rendered model/test.
 
-    ``native`` (databricks target): endpoint → Model Serving endpoint whose ai_query calls Databricks runs."""
+    ``native`` (databricks target): endpoint → Model Serving endpoint whose ai_query calls Databricks runs;
+    ``ai`` (the compiler's planner) stages the other ai_query calls; without it ai_query is refused."""
     sql = strip_statement(rendered)
+    has_ai = re.search(r"\bai_query\s*\(", sql, re.I) is not None
     if dialect in SPARK_DIALECTS:
         for rel in relations:  # ref() renders "schema"."name"; Spark quotes identifiers with backticks
             sql = sql.replace(rel, rel.replace('"', "`"))
-        if not (native and re.search(r"\bai_query\s*\(", sql, re.I)):
+        if not (has_ai and (native or ai is not None)):
             return sql
     try:
         tree = sqlglot.parse_one(sql, read=dialect or "duckdb")
@@ -130,6 +136,8 @@ def to_spark_sql(rendered: str, node: Any, dialect: str, relations: list[str],
                            path=node.original_file_path,
                            hint="write portable SQL, or the Spark spelling with config(dialect='spark')") from None
     tree = pass_through(tree, native or {}, databricks_semantics=dialect in SPARK_DIALECTS)
+    if has_ai and ai is not None:
+        tree = ai.plan(tree, node, dialect)
     _check_functions(tree, node, python_names)
     tree = _rewrite(tree, node)
     return tree.sql(dialect="spark", pretty=True)
