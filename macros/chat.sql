@@ -37,10 +37,11 @@ case when cast(('0x' || left(md5({{ sql_string(salt) }} || cast({{ id_column }} 
 
 {#- Lineage: the key of the ai_query cache row (sqlsynth.cache, also in sqlsynth.calls) that answered
     the request whose message contents are `contents` (SQL expressions, in order) on `endpoint` with
-    this responseFormat and these modelParameters; NULL when not cached. -#}
+    this responseFormat and these modelParameters (the latest); NULL when not cached. An aggregate, not
+    ORDER BY ... LIMIT 1: Spark runs correlated scalar subqueries only when they aggregate. -#}
 {% macro ai_cache_key(endpoint, contents, response_format, parameters) -%}
 {%- if contents is string %}{% set contents = [contents] %}{% endif -%}
-(select c.key from sqlsynth.cache as c
+(select max_by(c.key, c.created_at) from sqlsynth.cache as c
   where c.endpoint = {{ sql_string(endpoint) }}
     and c.response_format = {{ response_format }}
     and json_array_length(c.request) = {{ contents | length }}
@@ -49,7 +50,5 @@ case when cast(('0x' || left(md5({{ sql_string(salt) }} || cast({{ id_column }} 
     {%- endfor %}
     {%- for key, value in parameters.items() %}
     and json_extract_string(c.parameters, '$.{{ key }}') = '{{ value }}'
-    {%- endfor %}
-  order by c.created_at desc
-  limit 1)
+    {%- endfor %})
 {%- endmacro %}

@@ -97,12 +97,17 @@ def test_spark_dialect_models_run_as_written(fixture_project):
 
 
 @pytest.mark.parametrize("body, needles", [
-    ("select 1 as a,\n  ai_query('teacher', 'hi') as answer",
-     ["models/marts/bad.sql:2", "staged ai_query on Spark is not implemented yet"]),
+    ("{{ config(materialized='view') }}\nselect 1 as a,\n  ai_query('teacher', 'hi') as answer",
+     ["models/marts/bad.sql:3", "materialize the model that calls ai_query as a table"]),
+    ("{{ config(materialized='table') }}\nselect ai_query('default', 'hi') as answer",
+     ["models/marts/bad.sql", "in-process model (provider: transformers)", "serve the model over HTTP"]),
+    ("{{ config(materialized='table') }}\nselect * from (select ai_query('default', 'hi') as answer)",
+     ["ai_query inside a subquery", "into a CTE"]),
     ("select\n  1 as a,\n  hash(a) as h from (select 1 as a)",
      ["models/marts/bad.sql:3", "md5(cast(x as varchar))"]),
     ("select html_to_text('<p>x</p>') as t", ["Python functions are not registered on Spark yet"]),
-    ("{{ config(materialized='incremental') }}\nselect 1 as a", ["'incremental' is not implemented on Spark"]),
+    ("{{ config(materialized='incremental', unique_key='a') }}\nselect 1 as a",
+     ["incremental_strategy 'merge' needs table_format delta or iceberg", "delete+insert"]),
 ])
 def test_non_portable_models_are_refused_at_compile_time(fixture_project, body, needles):
     project = fixture_project("jaffle")

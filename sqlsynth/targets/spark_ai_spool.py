@@ -20,9 +20,9 @@ CACHE_COLUMNS = (
     ("key", "string"), ("endpoint", "string"), ("provider", "string"), ("model", "string"),
     ("base_url", "string"), ("request", "string"), ("parameters", "string"), ("response_format", "string"),
     ("response", "string"), ("prompt_tokens", "int"), ("completion_tokens", "int"),
-    ("created_at", "timestamp"), ("finish_reason", "string"))
+    ("created_at", "timestamp_ntz"), ("finish_reason", "string"))
 CALL_COLUMNS = (
-    ("ts", "timestamp"), ("endpoint", "string"), ("provider", "string"), ("model", "string"),
+    ("ts", "timestamp_ntz"), ("endpoint", "string"), ("provider", "string"), ("model", "string"),
     ("key", "string"), ("node", "string"), ("status", "string"), ("attempts", "int"),
     ("prompt_tokens", "int"), ("completion_tokens", "int"), ("latency_ms", "double"), ("error", "string"),
     ("finish_reason", "string"))
@@ -35,7 +35,7 @@ _ingest_lock = threading.Lock()
 def _arrow_schema(columns: tuple[tuple[str, str], ...]) -> Any:
     import pyarrow as pa
 
-    types = {"string": pa.string(), "int": pa.int32(), "double": pa.float64(), "timestamp": pa.timestamp("us")}
+    types = {"string": pa.string(), "int": pa.int32(), "double": pa.float64(), "timestamp_ntz": pa.timestamp("us")}
     return pa.schema([(name, types[kind]) for name, kind in columns])
 
 

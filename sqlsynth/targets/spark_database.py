@@ -42,6 +42,7 @@ class SparkCursor:
 class SparkDatabase:
     def __init__(self, project: Project, spark: Any):
         self.project, self.spark = project, spark
+        self.full_refresh = False  # set by the runner: incremental models rebuild when true
         self.functions = None  # Python functions are not registered on Spark yet (refused at compile)
 
     def cursor(self) -> SparkCursor:

@@ -21,10 +21,10 @@ from .databricks_native import native_endpoints
 from .spark_ai_plan import AIStage, describe, plan_ai_queries
 from .spark_ai_query import run_stages
 from .spark_database import SparkDatabase
-from .spark_materialize import MATERIALIZERS, load_seed
+from .spark_materialize import MATERIALIZERS, incremental_strategy, load_seed
 from .spark_sql import PYTHON_FUNCTIONS, to_spark_sql
 
-SUPPORTED_MATERIALIZATIONS = ("view", "table", "ephemeral")
+SUPPORTED_MATERIALIZATIONS = ("view", "table", "ephemeral", "incremental", "external")
 
 
 class SparkCompiler(Compiler):
@@ -44,6 +44,8 @@ class SparkCompiler(Compiler):
             raise CompileError(f"model '{node.name}': materialized='{node.materialized}' is not "
                                "implemented on Spark yet", path=node.original_file_path,
                                hint=f"use one of {', '.join(SUPPORTED_MATERIALIZATIONS)} or --target duckdb")
+        if node.resource_type == "model" and node.materialized == "incremental":
+            incremental_strategy(node, getattr(self.project.target, "table_format", "parquet"))
         dialect = str(node.config.get("dialect") or "duckdb").lower()
         staged = node.resource_type == NodeType.MODEL and node.materialized in ("table", "incremental")
         planner = _AIPlanner(self.project, node, self.ai_stages) if staged else None
@@ -74,6 +76,7 @@ class SparkRunner(Runner):
                 self.db.ensure_schema(node.schema)
             self._hooks(node, "pre_hook")
             run_stages(self.db, self.compiler.ai_stages.get(node.unique_id, []))
+            self.db.full_refresh = self.compiler.full_refresh
             result.rows_affected, result.message = MATERIALIZERS[node.materialized](self.db, node, sql)
             self._hooks(node, "post_hook")
         elif node.resource_type == NodeType.TEST:

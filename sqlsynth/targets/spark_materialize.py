@@ -3,16 +3,44 @@ after the build succeeded, so a failing build leaves the previous table readable
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Any
 
-from ..errors import SeedError
+from ..errors import ConfigError, SeedError
+from ..export_guard import check_export_target, is_outside
 from ..extensions import registry
+from ..materialize import EXPORT_FORMATS, export_path, incremental_target_exists
 from ..project import Node
 from ..seeds import seed_select
-from .spark_database import SparkDatabase, relation
+from .spark_database import SparkDatabase, quote, relation
+
+SPARK_STRATEGIES = ("append", "insert_overwrite", "delete+insert", "merge")
 
 ARROW_BATCH_ROWS = 100_000
+
+
+def unique_key(node: Node) -> list[str]:
+    key = node.config.get("unique_key")
+    return [] if key is None else [key] if isinstance(key, str) else list(key)
+
+
+def incremental_strategy(node: Node, table_format: str) -> str:
+    """The model's strategy, checked against what Spark can do with the target's table format."""
+    strategy = node.config.get("incremental_strategy") or ("merge" if unique_key(node) else "append")
+    if strategy not in SPARK_STRATEGIES:
+        raise ConfigError(f"model '{node.name}': incremental_strategy '{strategy}' is not available on Spark",
+                          path=node.original_file_path, hint=f"use one of: {', '.join(SPARK_STRATEGIES)}")
+    if strategy in ("delete+insert", "merge") and not unique_key(node):
+        raise ConfigError(f"incremental_strategy '{strategy}' needs a unique_key", path=node.original_file_path,
+                          hint="add unique_key='id' (or a list of columns) to config()")
+    if strategy == "merge" and table_format == "parquet":
+        raise ConfigError(f"model '{node.name}': incremental_strategy 'merge' needs table_format delta or "
+                          "iceberg (parquet tables cannot MERGE)", path=node.original_file_path,
+                          hint="set table_format: delta (or iceberg) on the Spark target, or use "
+                               "incremental_strategy='delete+insert', 'append' or 'insert_overwrite'")
+    return strategy
 
 
 def _temp(node: Node) -> str:
@@ -54,7 +82,102 @@ def build_ephemeral(db: SparkDatabase, node: Node, sql: str) -> tuple[int | None
     return None, "ephemeral (inlined as a CTE)"
 
 
-MATERIALIZERS = {"view": build_view, "table": build_table, "ephemeral": build_ephemeral}
+def _partitioning(node: Node) -> str:
+    columns = node.config.get("partition_by")
+    if not columns:
+        return ""
+    columns = [columns] if isinstance(columns, str) else list(columns)
+    return f" partitioned by ({', '.join(quote(c) for c in columns)})"
+
+
+def build_incremental(db: SparkDatabase, node: Node, sql: str) -> tuple[int | None, str]:
+    """append / insert_overwrite / delete+insert on any table format; merge on Delta and Iceberg."""
+    strategy = incremental_strategy(node, _format(db))
+    if not incremental_target_exists(db, node, db.full_refresh):
+        db.spark.sql(f"drop table if exists {_temp(node)}")
+        db.spark.sql(f"create table {_temp(node)} using {_format(db)}{_partitioning(node)} as\n{sql}")
+        rows = _swap_in(db, node)
+        return rows, f"{rows:,} rows (full build)"
+    target, temp = relation(node.schema, node.alias), _temp(node)
+    db.spark.sql(f"drop table if exists {temp}")
+    db.spark.sql(f"create table {temp} using {_format(db)} as\n{sql}")  # the model reads {{ this }}: build first
+    existing = db.spark.table(target).columns
+    columns = [c for c in db.spark.table(temp).columns if c in existing]  # on_schema_change: ignore
+    names = ", ".join(quote(c) for c in columns)
+    rows = db.spark.table(temp).count()
+    keys = unique_key(node)
+    match = " and ".join(f"target.{quote(k)} <=> source.{quote(k)}" for k in keys)
+    if strategy == "merge":
+        updates = ", ".join(f"target.{quote(c)} = source.{quote(c)}" for c in columns if c not in keys)
+        matched = f"when matched then update set {updates} " if updates else ""
+        db.spark.sql(f"merge into {target} as target using {temp} as source on {match} {matched}"
+                     f"when not matched then insert ({names}) values ({', '.join('source.' + quote(c) for c in columns)})")
+    elif strategy == "delete+insert" and _format(db) != "parquet":
+        db.spark.sql(f"delete from {target} as target where exists (select 1 from {temp} as source where {match})")
+        db.spark.sql(f"insert into {target} ({names}) select {names} from {temp}")
+    elif strategy == "delete+insert":  # parquet has no DELETE: the kept rows plus the new ones, swapped in
+        kept = f"select {names} from {target} as target where not exists (select 1 from {temp} as source where {match})"
+        rebuilt = relation(node.schema, f"{node.alias}__sqlsynth_new")
+        db.spark.sql(f"drop table if exists {rebuilt}")
+        db.spark.sql(f"create table {rebuilt} using parquet{_partitioning(node)} as\n"
+                     f"{kept}\nunion all\nselect {names} from {temp}")
+        db.spark.sql(f"drop table {temp}")
+        db.spark.sql(f"alter table {rebuilt} rename to {temp}")
+        _swap_in(db, node)
+        return rows, f"{rows:,} rows {strategy}"
+    else:
+        verb = "insert overwrite table" if strategy == "insert_overwrite" else "insert into"
+        db.spark.sql(f"{verb} {target} ({names}) select {names} from {temp}")
+    db.spark.sql(f"drop table {temp}")
+    return rows, f"{rows:,} rows {strategy}"
+
+
+def _write_local(frame: Any, path: Path, fmt: str) -> None:
+    """One file, as DuckDB's COPY writes it (rows in the query's order), written aside then renamed."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    data = frame.toArrow()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.tmp")
+    try:
+        if EXPORT_FORMATS[fmt] == "json":
+            with temp.open("w", encoding="utf-8") as handle:
+                for row in data.to_pylist():
+                    handle.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+        elif EXPORT_FORMATS[fmt] == "csv":
+            pacsv.write_csv(data, temp)
+        else:
+            pq.write_table(data, temp)
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def build_external(db: SparkDatabase, node: Node, sql: str) -> tuple[int | None, str]:
+    """A file in the project (one file, via the driver) or a folder at a URI the cluster writes
+    (s3://, abfss://, dbfs:/ ...: Spark's own writer, part files); the relation is a view of the query."""
+    frame = db.spark.sql(sql)
+    location = str(node.config.get("location") or "")
+    if "://" in location or location.startswith("dbfs:"):
+        fmt = str(node.config.get("format") or "parquet").lower()
+        writer = frame.write.mode("overwrite")
+        writer.format(EXPORT_FORMATS.get(fmt, fmt)).save(location)
+        shown = location
+    else:
+        path, fmt = export_path(node, db.project.dir, db.project.target_dir)
+        if is_outside(path, db.project.dir, db.project.target_dir):  # the opt-in; no DuckDB file to record in
+            check_export_target(None, node, path.with_name(f".{path.name}.sqlsynth-new"), db.project.dir,
+                                db.project.target_dir)
+        _write_local(frame, path, fmt)
+        shown = os.path.relpath(path, db.project.dir) if path.is_relative_to(db.project.dir) else str(path)
+    rows = db.spark.sql(f"select count(*) from ({sql})").collect()[0][0]
+    build_view(db, node, sql)
+    return rows, f"{rows:,} rows → {shown}"
+
+
+MATERIALIZERS = {"view": build_view, "table": build_table, "ephemeral": build_ephemeral,
+                 "incremental": build_incremental, "external": build_external}
 
 
 def _seed_batches(db: SparkDatabase, node: Node) -> Any:

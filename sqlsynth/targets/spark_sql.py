@@ -21,6 +21,7 @@ from sqlglot.errors import ParseError, SqlglotError
 from ..compile import plain_parser_message, strip_statement
 from ..errors import CompileError
 from .databricks_native import pass_through
+from .spark_rewrites import REWRITES
 
 SPARK_DIALECTS = ("spark", "databricks")
 
@@ -90,6 +91,8 @@ def _from_json_schema(structure: Any) -> str:
 
 def _rewrite(tree: exp.Expression, node: Any) -> exp.Expression:
     def one(expression: exp.Expression) -> exp.Expression:
+        for rewrite in REWRITES:
+            expression = rewrite(expression)
         if isinstance(expression, exp.CTE) and expression.args.get("materialized") is not None:
             expression.set("materialized", None)  # DuckDB's hint; Spark has no such CTE keyword
         if isinstance(expression, exp.GroupConcat):

@@ -1,0 +1,90 @@
+"""Staged ai_query on Spark local[2] (issue 11): rows/s over the bound P x c / latency.
+
+2,000 rows, server latency 0.2 s, P = 2 tasks with c = 32 requests in flight each (the endpoint's
+max_concurrency 64 split over ai_query_partitions 2): the bound is 320 rows/s. Prints the ratio for the
+model's node time (staging, calls, cache writes and the CTAS) and for the whole `sqlsynth build
+--target spark` command (JVM start-up and the seed load included), then a re-run (all cached).
+Usage: python bench/ai_query_spark.py [--rows 2000 --latency 0.2 --partitions 2 --per-task 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from sqlsynth.testing.openai_server import ServerConfig, fetch_stats, serve_in_subprocess
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = """{{ config(materialized='table') }}
+select id, ai_query('teacher', 'Write a question about topic ' || id,
+                    modelParameters := {'temperature': 0.7, 'max_tokens': 64}) as answer
+from {{ ref('numbers') }}
+"""
+
+
+def make_project(url: str, rows: int, partitions: int, per_task: int) -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="sqlsynth-bench-spark-"))
+    (folder / "models").mkdir()
+    (folder / "seeds").mkdir()
+    (folder / "project.yml").write_text(
+        "name: bench\nendpoints:\n  teacher:\n    provider: openai\n"
+        f"    base_url: {url}\n    model: stub\n    max_concurrency: {partitions * per_task}\n"
+        f"targets:\n  spark:\n    type: spark\n    remote: local[{partitions}]\n"
+        f"    ai_query_partitions: {partitions}\n")
+    (folder / "models" / "answers.sql").write_text(MODEL)
+    with open(folder / "seeds" / "numbers.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id"])
+        writer.writerows([i] for i in range(rows))
+    return folder
+
+
+def build(project: Path) -> float:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "sqlsynth", "--project-dir", str(project), "build", "--target",
+                           "spark"], env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"sqlsynth build failed:\n{done.stdout}\n{done.stderr}")
+    return elapsed
+
+
+def node_seconds(project: Path, name: str) -> float:
+    results = json.loads((project / "target" / "run_results.json").read_text())["results"]
+    return next(r["execution_time"] for r in results if r["unique_id"].endswith("." + name))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=2000)
+    parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--partitions", type=int, default=2, help="P: tasks calling at once")
+    parser.add_argument("--per-task", type=int, default=32, help="c: requests in flight per task")
+    args = parser.parse_args()
+    bound = args.partitions * args.per_task / args.latency
+    with serve_in_subprocess(ServerConfig(latency_s=args.latency)) as url:
+        project = make_project(url, args.rows, args.partitions, args.per_task)
+        whole = build(project)
+        node = node_seconds(project, "answers")
+        requests = fetch_stats(url)["requests"]
+        again = build(project)
+        cached_node = node_seconds(project, "answers")
+        resent = fetch_stats(url)["requests"] - requests
+    print(f"rows {args.rows}  latency {args.latency:g}s  P {args.partitions}  c {args.per_task}  "
+          f"bound {bound:.0f} rows/s  requests {requests}")
+    print(f"model node  {node:6.2f}s  {args.rows / node:6.1f} rows/s  = {args.rows / node / bound:.2f} of the bound")
+    print(f"whole build {whole:6.2f}s  {args.rows / whole:6.1f} rows/s  = {args.rows / whole / bound:.2f} of the bound "
+          "(JVM start-up and seed load included)")
+    print(f"re-run      {again:6.2f}s  (model node {cached_node:.2f}s, {resent} requests sent)")
+
+
+if __name__ == "__main__":
+    main()
