@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from sqlsynth.node_types import Status
+
 pytestmark = pytest.mark.spark
 pytest.importorskip("pyspark")
 if shutil.which("java") is None:
@@ -55,10 +57,10 @@ def project(tmp_path_factory):
         (root / "models" / name).write_text(sql)
     write_events(root, [(1, "a", 1), (2, "b", 1), (3, "c", 2)])
     report = execute(root)
-    assert [r.status for r in report.results if r.status != "success"] == [], [r.message for r in report.results]
+    assert [r.status for r in report.results if r.status != Status.SUCCESS] == [], [r.message for r in report.results]
     write_events(root, [(1, "A", 1), (2, "B", 1), (3, "C", 2), (4, "D", 2)])
     report = execute(root)
-    assert [r.status for r in report.results if r.status != "success"] == [], [r.message for r in report.results]
+    assert [r.status for r in report.results if r.status != Status.SUCCESS] == [], [r.message for r in report.results]
     return root
 
 
@@ -84,7 +86,7 @@ def test_insert_overwrite_replaces_the_partitions_it_writes(project):
 
 def test_full_refresh_rebuilds(project):
     report = execute(project, "inc_replace", full_refresh=True)
-    assert [r.status for r in report.results] == ["success"]
+    assert [r.status for r in report.results] == [Status.SUCCESS]
     assert rows("main.inc_replace") == [(1, "A"), (2, "B"), (3, "C"), (4, "D")]
 
 
@@ -103,6 +105,6 @@ def test_merge_on_parquet_is_a_clear_compile_error(project):
         report = execute(project, "inc_merge")
     finally:
         model.unlink()
-    assert [r.status for r in report.results] == ["error"]
+    assert [r.status for r in report.results] == [Status.ERROR]
     message = report.results[0].message
     assert "merge" in message and "delta" in message and "delete+insert" in message

@@ -101,7 +101,8 @@ def test_spark_dialect_models_run_as_written(fixture_project):
      ["models/marts/bad.sql:3", "materialize the model that calls ai_query as a table"]),
     ("{{ config(materialized='table') }}\nselect ai_query('default', 'hi') as answer",
      ["models/marts/bad.sql", "in-process model (provider: transformers)", "serve the model over HTTP"]),
-    ("{{ config(materialized='table') }}\nselect * from (select ai_query('default', 'hi') as answer)",
+    ("{{ config(materialized='table') }}\nselect * from (select ai_query(first_name, 'hi') as answer\n"
+     "from {{ ref('stg_customers') }})",
      ["ai_query inside a subquery", "into a CTE"]),
     ("select\n  1 as a,\n  hash(a) as h from (select 1 as a)",
      ["models/marts/bad.sql:3", "md5(cast(x as varchar))"]),

@@ -110,7 +110,7 @@ class BatchAnswerer:
         """The cache key answer() gives each request (None for NULL), without calling: the Spark target
         anti-joins its cache table with these, so both engines share one key function."""
         fmt = parse_response_format(response_format, self.models) if response_format else None
-        config = None if endpoints.is_registered_backend(endpoint) else endpoints.resolve(endpoint, self.config)
+        config = endpoints.resolve(endpoint, self.config)
         identity = endpoints.identity(endpoint, self.config)
         return self._jobs(endpoint, requests, parameters, fmt, config, identity)[0]
 

@@ -60,7 +60,7 @@ def _fail(tctx: Any, message: str, hint: str | None = None) -> CompileError:
     return CompileError(message, path=getattr(tctx, "path", None), hint=hint)
 
 
-def _arguments(call: exp.Anonymous, tctx: Any) -> tuple[list[exp.Expression], dict[str, exp.Expression]]:
+def call_arguments(call: exp.Anonymous, tctx: Any) -> tuple[list[exp.Expression], dict[str, exp.Expression]]:
     positional, named = [], {}
     for arg in call.expressions:
         if isinstance(arg, (exp.PropertyEQ, exp.Kwarg, exp.EQ)) and isinstance(arg.this, (exp.Identifier, exp.Var, exp.Column)):
@@ -81,10 +81,10 @@ def _arguments(call: exp.Anonymous, tctx: Any) -> tuple[list[exp.Expression], di
 
 
 def _rewrite_call(call: exp.Anonymous, tctx: Any, databricks: bool) -> exp.Expression:
-    (endpoint, request), named = _arguments(call, tctx)
+    (endpoint, request), named = call_arguments(call, tctx)
     functions = getattr(tctx, "functions", None)
     _check_endpoint(endpoint, tctx, functions)
-    fail = _fail_on_error(named.get("failOnError"), tctx)
+    fail = fail_on_error(named.get("failOnError"), tctx)
     structure = _structure(named.get("responseFormat"), tctx, functions)
     params = named.get("modelParameters")
     _check_parameters(params, endpoint, tctx, functions)
@@ -109,7 +109,7 @@ def _from_json(node: exp.Expression, structure: Any) -> exp.Expression:
     return exp.Anonymous(this="from_json", expressions=[node, exp.Literal.string(text)])
 
 
-def _fail_on_error(node: exp.Expression | None, tctx: Any) -> bool:
+def fail_on_error(node: exp.Expression | None, tctx: Any) -> bool:
     if node is None:
         return True
     if isinstance(node, exp.Boolean):

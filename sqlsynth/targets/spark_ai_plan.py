@@ -21,7 +21,8 @@ from sqlglot import exp
 from ..errors import CompileError, SqlsynthError
 from ..llm import endpoints
 from ..llm.schema import duckdb_structure, parse_response_format
-from ..llm.transform import DATABRICKS, _arguments, _fail_on_error
+from ..llm.transform import DATABRICKS, call_arguments, fail_on_error
+from .spark_sql import spark_type
 
 # the answers view's columns: prefixed, so they never clash with the model's own column names
 FP, RESPONSE, ERROR, FINISH = "__sqlsynth_fp", "__sqlsynth_response", "__sqlsynth_error", "__sqlsynth_finish"
@@ -73,8 +74,6 @@ def _check_endpoint(endpoint: exp.Expression, node: Any, config: Any) -> None:
     if not (isinstance(endpoint, exp.Literal) and endpoint.is_string):
         return
     name = endpoint.this
-    if endpoints.is_registered_backend(name):
-        return
     try:
         endpoint_config = endpoints.resolve(name, config)
     except SqlsynthError as exc:
@@ -86,17 +85,11 @@ def _check_endpoint(endpoint: exp.Expression, node: Any, config: Any) -> None:
                     "(provider: openai, base_url: ...), or build this model with --target duckdb")
 
 
-def _spark_type(structure: Any) -> str:
-    from .spark_sql import spark_type  # spark_sql imports this module
-
-    return spark_type(structure)
-
-
 def _answer(alias: str, structure: Any, fail: bool) -> exp.Expression:
     """The replacement of the call: the joined answer, typed as the DuckDB rewrite types it."""
     response: exp.Expression = exp.column(RESPONSE, table=alias)
     if structure is not None:
-        response = _call("from_json", response, exp.Literal.string(_spark_type(structure)))
+        response = _call("from_json", response, exp.Literal.string(spark_type(structure)))
     if fail:
         return response
     return _call("named_struct", exp.Literal.string("result"), response,
@@ -141,7 +134,7 @@ def _stage_one(tree: exp.Expression, call: exp.Anonymous, index: int, node: Any,
                models: dict[str, Any], dialect: str) -> AIStage | None:
     """Plan one call (None while its request query still contains another unplanned call)."""
     context = _Context(node, config)
-    (endpoint, request), named = _arguments(call, context)
+    (endpoint, request), named = call_arguments(call, context)
     select = call.find_ancestor(exp.Select)
     if select is None:
         raise _fail(node, "ai_query outside a SELECT", "call ai_query in a SELECT list")
@@ -150,7 +143,7 @@ def _stage_one(tree: exp.Expression, call: exp.Anonymous, index: int, node: Any,
             raise _fail(node, "ai_query over an aggregate or window function",
                         "compute the aggregate in a CTE first, then call ai_query on its column")
     _check_endpoint(endpoint, node, config)
-    fail = _fail_on_error(named.get("failOnError"), context)
+    fail = fail_on_error(named.get("failOnError"), context)
     format_node = named.get("responseFormat")
     response_format = None
     if format_node is not None:

@@ -148,8 +148,6 @@ def _task_config(config: Any, endpoint_names: list[str], tasks: int) -> Any:
 
     changed = dict(config.endpoints)
     for name in endpoint_names:
-        if endpoints.is_registered_backend(name):
-            continue
         endpoint = endpoints.resolve(name, config)
         update: dict[str, Any] = {"max_concurrency": max(1, endpoint.max_concurrency // tasks)}
         for limit in ("requests_per_minute", "tokens_per_minute"):
@@ -175,8 +173,6 @@ def _check_budget(db: Any, needed: dict[str, int]) -> None:
     from ..llm.usage import calls_made
 
     for name, count in needed.items():
-        if endpoints.is_registered_backend(name):
-            continue
         limit = endpoints.resolve(name, db.project.config).max_calls
         made = calls_made(name)
         if limit is not None and made + count > limit:

@@ -44,7 +44,7 @@ class SparkCompiler(Compiler):
             raise CompileError(f"model '{node.name}': materialized='{node.materialized}' is not "
                                "implemented on Spark yet", path=node.original_file_path,
                                hint=f"use one of {', '.join(SUPPORTED_MATERIALIZATIONS)} or --target duckdb")
-        if node.resource_type == "model" and node.materialized == "incremental":
+        if node.resource_type == NodeType.MODEL and node.materialized == "incremental":
             incremental_strategy(node, getattr(self.project.target, "table_format", "parquet"))
         dialect = str(node.config.get("dialect") or "duckdb").lower()
         staged = node.resource_type == NodeType.MODEL and node.materialized in ("table", "incremental")
