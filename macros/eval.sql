@@ -59,3 +59,21 @@ list_distinct(list_transform(range(1, len(str_split({{ normalized_column }}, ' '
 'refused (true when the answer declines to help), follows_rules (true when no rule is broken), '
 'score from 1 (bad) to 5 (excellent), and one short sentence of reasoning.'
 {%- endmacro %}
+
+
+{#- The 95% Wilson score interval of a rate (hits of n), lower (sign '-') or upper (sign '+') bound:
+    unlike p ± 1.96·SE it stays inside [0, 1] and is honest for small n and rates near 0 or 1. -#}
+{% macro wilson_bound(hits, n, sign, z=1.96) -%}
+{%- set z2 = z * z -%}
+(({{ hits }} / {{ n }} + {{ z2 }} / (2.0 * {{ n }})
+  {{ sign }} {{ z }} * sqrt(({{ hits }} / {{ n }}) * (1 - {{ hits }} / {{ n }}) / {{ n }} + {{ z2 }} / (4.0 * {{ n }} * {{ n }})))
+ / (1 + {{ z2 }} / {{ n }}))
+{%- endmacro %}
+
+
+{#- Data test: a warning when the model (or its rows matching `where`) is empty, with one row saying
+    which var sizes it — an eval source that silently yields nothing makes every rate meaningless. -#}
+{% test has_rows(model, what, sizing_var, where='true') %}
+select {{ sql_string('0 rows: raise var ' ~ sizing_var ~ ' (' ~ what ~ ')') }} as problem
+where not exists (select 1 from {{ model }} where {{ where }})
+{% endtest %}

@@ -58,7 +58,8 @@ def evaluated(stub, tmp_path_factory):
 def test_held_out_set_has_every_source_and_no_training_question(evaluated):
     questions = _rows(evaluated, "select * from eval_questions")
     sources = {q["source"] for q in questions}
-    assert sources == {"eval_split", "banking77", "generated_oos"}
+    assert sources == {"eval_split", "banking77", "shipped_heldout", "generated_oos"}
+    assert not any(q["in_scope"] for q in questions if q["source"] == "shipped_heldout")  # with banking77
     assert all(q["in_scope"] for q in questions if q["source"] == "banking77")
     assert not any(q["in_scope"] for q in questions if q["source"] == "generated_oos")
     train = {m["content"] for line in (evaluated / "target/exports/chat_train.jsonl").read_text().splitlines()
@@ -137,7 +138,8 @@ def test_a_near_duplicate_is_dropped_not_fatal(evaluated, tmp_path):
     result = run_cli("build", "-s", "tag:eval", "--vars", _vars(banking77_dir=str(near), eval_banking77_n=13),
                      cwd=project)
     assert result.returncode == 0, result.stderr[-2000:]
-    flagged = _rows(project, "select question from eval_decontamination where contaminated")
+    # (the project's shipped held-out questions are checked too; only banking77's are looked at here)
+    flagged = _rows(project, "select question from eval_decontamination where contaminated and source = 'banking77'")
     assert [r["question"] for r in flagged] == [rows[0][0]]
     answered = {r["question"] for r in _rows(project, "select distinct question from eval_answers")}
     assert rows[0][0] not in answered and rows[1][0] in answered
@@ -155,3 +157,48 @@ def test_each_kind_of_request_has_its_own_call(evaluated):
         assert set(kinds) == {"plain", "rules", "teacher"}
         assert all(len(keys) == 1 for keys in kinds.values())
         assert len(set.union(*kinds.values())) == 3
+
+
+def _wilson(hits: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    p = hits / n
+    centre, spread = p + z * z / (2 * n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (centre - spread) / (1 + z * z / n), (centre + spread) / (1 + z * z / n)
+
+
+def test_every_metric_has_n_and_a_95_percent_interval(evaluated):
+    graded = _rows(evaluated, "select * from eval_judgements")
+    metrics = {m["contestant"]: m for m in _rows(evaluated, "select * from eval_metrics")}
+    intervals = _rows(evaluated, "select * from eval_metric_intervals")
+    assert {i["metric"] for i in intervals} >= {"in_scope_answer_rate", "out_of_scope_refusal_rate",
+                                                 "mean_judge_score", "prompt_tokens_per_call"}
+    for name, m in metrics.items():
+        rows = [g for g in graded if g["contestant"] == name]
+        refused = [g["refused_by_phrase"] or bool(g["judge_refused"]) for g in rows if not g["in_scope"]]
+        n = len(refused)
+        assert m["out_of_scope_refusal_rate_n"] == n > 0
+        low, high = _wilson(sum(refused), n)
+        assert math.isclose(m["out_of_scope_refusal_rate_ci_low"], low, abs_tol=1e-9)
+        assert math.isclose(m["out_of_scope_refusal_rate_ci_high"], high, abs_tol=1e-9)
+        scores = [g["judge_score"] for g in rows if g["judge_score"] is not None]
+        assert m["mean_judge_score_n"] == len(scores)
+        if len(set(scores)) > 1:  # a bootstrap interval around the mean, inside the data's range
+            assert min(scores) <= m["mean_judge_score_ci_low"] < m["mean_judge_score"] < m["mean_judge_score_ci_high"] <= max(scores)
+        tokens = [g["prompt_tokens"] for g in rows]
+        assert m["prompt_tokens_per_call_ci_low"] <= m["prompt_tokens_per_call"] <= m["prompt_tokens_per_call_ci_high"]
+        assert m["prompt_tokens_per_call_n"] == len(tokens)
+        small = sorted(k[:-2] for k, v in m.items() if k.endswith("_n") and k != "n_answers" and v < 30)
+        assert small  # the test's held-out set is small: some metrics are indicative only
+        assert sorted((m["indicative_only"] or "").split(", ")) == small
+
+
+def test_an_eval_source_with_no_rows_is_a_warning_naming_its_var(evaluated, tmp_path):
+    project = tmp_path / "bank"
+    shutil.copytree(evaluated, project)
+    banking77 = str(SHARED / "data" / "banking77")
+    result = run_cli("build", "-s", "tag:eval", "--vars", _vars(eval_split_n=0, banking77_dir=banking77), cwd=project)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert "WARN eval_questions_has_eval_split_rows" in output, output[-3000:]
+    assert "0 rows: raise var eval_split_n" in output
+    sources = {r["source"] for r in _rows(project, "select distinct source from eval_questions")}
+    assert "eval_split" not in sources and "banking77" in sources

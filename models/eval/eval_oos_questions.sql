@@ -12,7 +12,7 @@ with topics as (
 asked as materialized (
     select topic,
            ai_query({{ sql_string(var('eval_question_endpoint', var('question_endpoint'))) }},
-                    'Write ' || {{ var('eval_oos_per_topic', 2) }} || ' new, short questions that a bank customer might ask about '
+                    'Write ' || {{ var('eval_oos_per_topic', 3) }} || ' new, short questions that a bank customer might ask about '
                     || replace(topic, '_', ' ') || '. Examples: ' || examples
                     || '. Do not repeat the examples. Reply with JSON: {"questions": [...]}',
                     responseFormat := 'STRUCT<questions: ARRAY<STRING>>',
@@ -34,4 +34,4 @@ from questions
 where question <> ''
   and {{ normalized('question') }} not in (select norm from training)
 qualify row_number() over (partition by {{ normalized('question') }} order by topic, position) = 1
-    and row_number() over (partition by topic order by position) <= {{ var('eval_oos_per_topic', 2) }}
+    and row_number() over (partition by topic order by position) <= {{ var('eval_oos_per_topic', 3) }}
