@@ -18,7 +18,7 @@ from .identifiers import unselectable_character
 from .node_types import RELATION_TYPES, NodeType
 from .python_udfs import UdfModule, UdfSpec, import_udf_file
 from .render import Relation, Renderer, RenderState
-from .unit_test_yaml import unit_test_fields
+from .unit_test_yaml import check_given_inputs, unit_test_fields
 from .yamlfile import LineDict, load_yaml
 
 MATERIALIZATIONS = ("view", "table", "incremental", "ephemeral", "external")
@@ -361,6 +361,7 @@ def _apply_schema_files(project: Project) -> None:
                 _patch_node(project, entry, rel, kind[:-1])
         for entry in data.get("unit_tests") or []:
             _add(project, Node(**unit_test_fields(project, entry, rel)))
+    check_given_inputs(project)
 
 
 def _columns(entry: dict, path: str) -> dict[str, Column]:

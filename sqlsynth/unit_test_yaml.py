@@ -111,7 +111,7 @@ def unit_test_fields(project: Any, entry: Any, path: str) -> dict[str, Any]:
     given = []
     for item in entry.get("given") or []:
         _check_keys(item, _GIVEN_KEYS, path, f"unit test '{name}' given")
-        given.append({"input": _input_key(item.get("input"), path, item),
+        given.append({"input": _input_key(item.get("input"), path, item), "line": getattr(item, "line", None),
                       "rows": _rows(project, item, path, f"unit test '{name}' given {item.get('input')}")})
     expect = entry.get("expect")
     _check_keys(expect, {"rows", "format", "fixture"}, path, f"unit test '{name}' expect")
@@ -124,3 +124,21 @@ def unit_test_fields(project: Any, entry: Any, path: str) -> dict[str, Any]:
             "attached_node": model.unique_id, "yaml_path": path, "yaml_line": getattr(entry, "line", None),
             "unit_test": {"given": given, "expect": _rows(project, expect, path, f"unit test '{name}' expect"),
                           "overrides": {k: dict(overrides.get(k) or {}) for k in _OVERRIDE_KEYS}}}
+
+
+def check_given_inputs(project: Any) -> None:
+    """Each given ref()/source() names a model, seed or source of the project (dbt: "had an input which
+    was not found"); run once every schema file is read, as a source may be declared in a later one."""
+    for node in project.by_type(NodeType.UNIT_TEST):
+        for item in node.unit_test["given"]:
+            kind, _, name = item["input"].partition(":")
+            if kind == "ref" and project.find(name) is None:
+                known = [n.name for n in project.nodes.values() if n.resource_type in (NodeType.MODEL, NodeType.SEED)]
+                missing = f"ref('{name}'): no model or seed named '{name}'"
+            elif kind == "source" and f"source.{project.name}.{name}" not in project.nodes:
+                known = [f"{n.source_name}.{n.name}" for n in project.by_type(NodeType.SOURCE)]
+                missing = f"source: no source table '{name}'"
+            else:
+                continue
+            raise ConfigError(f"unit test '{node.name}' given {missing}", path=node.yaml_path, line=item["line"],
+                              hint=did_you_mean(name, known) or "given inputs are the refs and sources the model reads")

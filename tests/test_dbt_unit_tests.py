@@ -97,6 +97,29 @@ def test_unit_test_yaml_errors_name_file_and_line(jaffle):
     assert bad_input.returncode == 2 and "is not ref('name')" in bad_input.stderr
 
 
+def test_given_input_that_names_no_node_is_an_error_with_its_line(jaffle):
+    """dbt: "had an input which was not found"; a source may be declared in a schema file read later."""
+    (jaffle / "models/zz_sources.yml").write_text(
+        "sources:\n  - name: raw\n    tables:\n      - name: payments\n")
+    schema = jaffle / "models/marts/schema.yml"
+    text = schema.read_text()
+    extra = "      - input: source('raw', 'payments')\n        rows: []\n"
+    schema.write_text(text.replace("    expect:\n      rows:\n        - {order_id: 1", extra + "    expect:\n"
+                                   "      rows:\n        - {order_id: 1"))
+    assert run_cli("ls", "--resource-type", "unit_test", cwd=jaffle).returncode == 0  # declared: accepted
+    schema.write_text(schema.read_text().replace("source('raw', 'payments')", "source('raw', 'paymnts')"))
+    bad_source = run_cli("ls", cwd=jaffle)
+    assert bad_source.returncode == 2 and "no source table 'raw.paymnts'" in bad_source.stderr
+    assert "did you mean 'raw.payments'" in bad_source.stderr
+    schema.write_text(text.replace("input: ref('stg_orders')", "input: ref('stg_ordrs')"))
+    bad_ref = run_cli("ls", cwd=jaffle)
+    line = text[:text.index("input: ref('stg_orders')")].count("\n") + 1
+    assert bad_ref.returncode == 2 and "Traceback" not in bad_ref.stderr
+    assert f"models/marts/schema.yml:{line}: unit test 'orders_sum_payments_per_method' given ref('stg_ordrs'): " \
+           "no model or seed named 'stg_ordrs'" in bad_ref.stderr
+    assert "did you mean 'stg_orders'" in bad_ref.stderr
+
+
 AI_MODEL = """
 select question, ai_query('teacher', 'Answer briefly: ' || question) as answer,
        ai_query('teacher', 'Classify: ' || question, responseFormat := 'STRUCT<label: STRING>').label as label
