@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import serve
 from .artifacts import write_manifest, write_run_results
 from .compile import Compiler, close_parser, compile_sql, inject_ctes
 from .database import Database, connect
@@ -46,6 +47,7 @@ class Options:
     only: list[str] | None = None  # unique_ids to keep from the selection (`sqlsynth retry`)
     state: Path | None = None  # an earlier run's artifacts, for state:/result: selectors (--state DIR)
     fail_on_ai_errors: bool = False  # a model with failed ai_query values is an ERROR, not OK/WARN
+    serve: bool = False  # serve the database read-only to other clients while the run works (--serve)
 
 
 @dataclass
@@ -109,7 +111,8 @@ def execute(command: str, options: Options, reporter: Any) -> RunReport:
     for started in registry().run_started:
         started()  # e.g. ai_query's counters and max_calls budgets are per command
     start = time.perf_counter()
-    with _engine(project) as (db, compiler_type, runner_type):
+    with _engine(project) as (db, compiler_type, runner_type), \
+            serve.during_run(db, project.config.serve, options.serve):
         compiler = compiler_type(project, db, full_refresh=options.full_refresh)
         try:
             for uid in selected:

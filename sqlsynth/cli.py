@@ -23,6 +23,7 @@ from .cli_options import (
     parse_vars,
     project_dir_option,
     select_option,
+    serve_option,
 )
 from .node_types import NodeType
 
@@ -94,12 +95,13 @@ def seed(ctx, full_refresh, threads, **params):
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Nodes built in parallel, at least 1 (default: threads in project.yml).")
 @fail_on_ai_errors_option()
+@serve_option()
 @click.pass_context
 @_handle_errors
-def run(ctx, full_refresh, threads, fail_on_ai_errors, **params):
+def run(ctx, full_refresh, threads, fail_on_ai_errors, serve, **params):
     """Build the selected models in DAG order."""
     _run_command("run", ctx, full_refresh=full_refresh, threads=threads, fail_on_ai_errors=fail_on_ai_errors,
-                 **params)
+                 serve=serve, **params)
 
 
 @main.command()
@@ -119,12 +121,13 @@ def test(ctx, threads, **params):
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Nodes built in parallel, at least 1 (default: threads in project.yml).")
 @fail_on_ai_errors_option()
+@serve_option()
 @click.pass_context
 @_handle_errors
-def build(ctx, full_refresh, threads, fail_on_ai_errors, **params):
+def build(ctx, full_refresh, threads, fail_on_ai_errors, serve, **params):
     """Seed, run and test in DAG order; a failure skips everything downstream."""
     _run_command("build", ctx, full_refresh=full_refresh, threads=threads, fail_on_ai_errors=fail_on_ai_errors,
-                 **params)
+                 serve=serve, **params)
 
 
 @main.command()

@@ -80,6 +80,12 @@ def fail_on_ai_errors_option():
                              "keeps its previous table (default: OK with the error count; WARN if all failed).")
 
 
+def serve_option():
+    return click.option("--serve", is_flag=True,
+                        help="Serve the database read-only to other DuckDB clients while the run works "
+                             "(Quack protocol, localhost, token printed once; project.yml serve:).")
+
+
 def project_dir_option():
     return click.option("--project-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
                         help="Project folder (default: current directory).")

@@ -64,6 +64,17 @@ class EndpointConfig(Strict):
 DEFAULT_STORAGE_VERSION = "v1.4.0"
 
 
+class ServeConfig(Strict):
+    """Live read-only access to the database for other clients (README "Live access during a build")."""
+
+    host: str = Field("localhost", description="address the Quack server listens on (localhost: this machine only)")
+    port: int = Field(9494, ge=1, le=65535, description="TCP port of the Quack server")
+    token_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                                  description="environment variable holding the clients' token (default: a new "
+                                              "random token per run, printed once)")
+    during_runs: bool = Field(False, description="serve during every run/build, as with --serve")
+
+
 class ProjectConfig(Strict):
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     version: str | None = None
@@ -78,6 +89,7 @@ class ProjectConfig(Strict):
         DEFAULT_STORAGE_VERSION, pattern=r"^(v\d+\.\d+\.\d+|latest)$",
         description="DuckDB storage format of a new database file; the default is readable by DuckDB 1.4/1.5 "
                     "clients (CLI, JDBC/ODBC drivers, DBeaver); 'latest' needs a DuckDB 2.x client")
+    serve: ServeConfig = Field(default_factory=ServeConfig)
     model_paths: list[str] = Field(default_factory=lambda: ["models"], alias="model-paths")
     seed_paths: list[str] = Field(default_factory=lambda: ["seeds"], alias="seed-paths")
     macro_paths: list[str] = Field(default_factory=lambda: ["macros"], alias="macro-paths")

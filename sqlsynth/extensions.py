@@ -25,7 +25,8 @@ from .errors import SqlsynthError
 
 ENTRY_POINT_GROUP = "sqlsynth"
 # Built-in parts, registered exactly like a third-party plugin (cf. simonw/llm's DEFAULT_PLUGINS).
-DEFAULT_PLUGINS = ("sqlsynth.llm.plugin", "sqlsynth.corpus.plugin", "sqlsynth.docs.plugin")
+DEFAULT_PLUGINS = ("sqlsynth.llm.plugin", "sqlsynth.corpus.plugin", "sqlsynth.docs.plugin",
+                   "sqlsynth.serve")
 
 
 @dataclass
