@@ -88,7 +88,7 @@ class ProjectConfig(Strict):
     storage_compatibility_version: str = Field(
         DEFAULT_STORAGE_VERSION, pattern=r"^(v\d+\.\d+\.\d+|latest)$",
         description="DuckDB storage format of a new database file; the default is readable by DuckDB 1.4/1.5 "
-                    "clients (CLI, JDBC/ODBC drivers, DBeaver); 'latest' needs a DuckDB 2.x client")
+                    "clients (CLI, JDBC/ODBC drivers, DBeaver); 'latest' is the running DuckDB's own format")
     serve: ServeConfig = Field(default_factory=ServeConfig)
     model_paths: list[str] = Field(default_factory=lambda: ["models"], alias="model-paths")
     seed_paths: list[str] = Field(default_factory=lambda: ["seeds"], alias="seed-paths")

@@ -45,13 +45,24 @@ def test_registry_duckdb_cli_reads_a_fresh_database(built):
     assert result.stdout.split() == ["count_star()", "2", "answer", "hello", "world", "x", "42"]
 
 
-def test_latest_storage_version_is_not_readable_by_the_1x_cli(make_project, cli):
+def _written_format(database: Path) -> str:
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        return con.execute("select tags['storage_version'] from duckdb_databases() "
+                           "where database_name = current_database()").fetchone()[0]
+    finally:
+        con.close()
+
+
+def test_latest_writes_the_running_duckdbs_newer_format(built, make_project, cli):
     root = make_project({"project.yml": "name: proj\nstorage_compatibility_version: latest\n",
-                         "models/t.sql": "select 1 as x"})
+                         "models/t.sql": "select 1 as x"}, name="latest")
     assert cli("build", "--project-dir", str(root)).returncode == 0
-    database = root / "target" / "proj.duckdb"
-    result = _duckdb_cli(database, "select * from t", cwd=root)
-    assert result.returncode != 0 and "version" in (result.stdout + result.stderr).lower()
+    latest, default = _written_format(root / "target" / "proj.duckdb"), _written_format(built / "target" / "proj.duckdb")
+    assert default.startswith("v1.4.0") and latest.startswith(f"v{'.'.join(duckdb.__version__.split('.')[:2])}")
+    # the running DuckDB (1.5.5) writes a format the registry's 1.5.6 CLI still reads
+    result = _duckdb_cli(root / "target" / "proj.duckdb", "select * from t", cwd=root)
+    assert result.returncode == 0 and result.stdout.split() == ["x", "1"], result.stderr
 
 
 def test_unknown_storage_version_is_one_short_message(make_project, cli):
