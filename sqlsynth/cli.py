@@ -290,13 +290,16 @@ def debug(ctx, project_dir):
 @_handle_errors
 def init(name, force):
     """Create a project NAME: seeds, staging/mart models, data and unit tests, a UDF, and an LLM part (questions answered by ai_query, chat JSONL export)."""
+    import shlex
+
     from .console import console
     from .scaffold import create_project
 
     path = create_project(Path(name), force=force)
-    console.print(f"Created {path}. Next: cd {name} && sqlsynth build  (the models tagged llm answer "
-                  "seeds/customer_questions.csv with the bundled local model, ~1 min on a CPU, and write "
-                  "target/exports/chat.jsonl)")
+    # quoted, so the line can be pasted into a shell whatever the folder name holds
+    console.print(f"Created {path}. Next: cd {shlex.quote(name)} && sqlsynth build  (the models tagged llm "
+                  "answer seeds/customer_questions.csv with the bundled local model, ~1 min on a CPU, and "
+                  "write target/exports/chat.jsonl)", markup=False)
 
 
 @main.command()

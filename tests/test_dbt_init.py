@@ -14,6 +14,13 @@ def scaffold(tmp_path):
     return tmp_path / "demo"
 
 
+def test_init_next_step_can_be_pasted_into_a_shell(tmp_path):
+    result = run_cli("init", "my shop [2]", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Next: cd 'my shop [2]' && sqlsynth build" in " ".join((result.stdout + result.stderr).split())
+    assert "name: my_shop__2_\n" in (tmp_path / "my shop [2]/project.yml").read_text()
+
+
 def test_init_scaffolds_the_llm_part(scaffold):
     project_yml = (scaffold / "project.yml").read_text()
     assert "provider: transformers" in project_yml and "smollm2-135m-instruct" in project_yml
