@@ -180,12 +180,22 @@ def select(project: Project, graph: Graph, select_: Iterable[str] | None, exclud
     if candidates and not chosen and exclude:
         raise SelectionError(f"--exclude {' '.join(exclude)} left no {'/'.join(sorted(types))} to run",
                              hint="narrow --exclude, or --select what should run")
-    if not chosen and select_ and not _compares_with_state(select_):
+    if not chosen and select_ and _compares_with_state(select_):
+        _say_nothing_selected(select_)
+    elif not chosen and select_:
         names = [n.name for n in graph.nodes.values() if n.resource_type in types]
         wanted = select_[0].split(",")[0].strip("+@0123456789").split(":")[-1]
         raise SelectionError(f"--select {' '.join(select_)} matched no {'/'.join(sorted(types))}",
                              hint=did_you_mean(wanted, names) or "run 'sqlsynth ls' to see the node names")
     return graph.topological(chosen)
+
+
+def _say_nothing_selected(select_: list[str]) -> None:
+    """An empty state/result selection is no error (exit 0) but says so, as dbt's "Nothing to do"."""
+    from .console import console
+
+    console.print(f"Nothing to do: --select {' '.join(select_)} matched no node "
+                  "(nothing changed or failed since the --state run).", markup=False, highlight=False)
 
 
 def _compares_with_state(expressions: list[str]) -> bool:

@@ -316,6 +316,9 @@ def test_state_modified_new_and_result_selectors(jaffle):
     assert len(manifest["nodes"]["model.jaffle_shop.orders"]["checksum"]["checksum"]) == 64
     shutil.copytree(jaffle / "target", jaffle / "prod", ignore=shutil.ignore_patterns("*.duckdb*"))
     assert _ls_models(jaffle, "state:modified") == []
+    unchanged = run_cli("build", "--state", "prod", "-s", "state:modified+", cwd=jaffle)  # no change: exit 0, said
+    assert unchanged.returncode == 0 and "Nothing to do: --select state:modified+ matched no node" in unchanged.stderr
+    assert json.loads((jaffle / "target/run_results.json").read_text())["results"] == []
     # an edit to SQL, a macro a model calls, a seed's bytes, a config in project.yml; and a new model
     (jaffle / "models/staging/stg_orders.sql").write_text(
         (jaffle / "models/staging/stg_orders.sql").read_text() + "\n-- reviewed\n")
