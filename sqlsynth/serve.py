@@ -10,6 +10,7 @@ and ``duckdb-extension-httpfs`` packages (no download); every client query passe
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import secrets
 import socket
@@ -51,25 +52,40 @@ def extension_file(package: str, pip_name: str, name: str) -> Path:
 class ReadOnlyGate:
     """Quack's authorization function: a client query runs only if DuckDB's own parser sees nothing
     but queries in it (json_serialize_sql serializes SELECT-like statements only: DESCRIBE, SHOW,
-    SUMMARIZE, WITH ... SELECT), or a bare transaction statement. Parsed on a private in-memory
-    connection, so the check never touches the database being served."""
+    SUMMARIZE, WITH ... SELECT) calling only DuckDB's built-in functions, or a bare transaction
+    statement. The project's Python UDFs (ai_query first: each call may be paid) are not built in, so a
+    client cannot call them. Parsed on a private in-memory connection that never touches the served
+    database; its function list is what "built in" means."""
 
     def __init__(self) -> None:
         import duckdb
 
         self._parser = duckdb.connect()
+        self._builtin = {name for (name,) in
+                         self._parser.execute("select distinct lower(function_name) from duckdb_functions()").fetchall()}
         self._lock = threading.Lock()
 
     def __call__(self, session: str, query: str) -> bool:
         if _TRANSACTION.match(query or ""):
             return True
         with self._lock:
-            error = self._parser.execute("select json_extract_string(json_serialize_sql(?), '$.error')",
-                                         [query or ""]).fetchone()[0]
-        return error == "false"
+            tree = json.loads(self._parser.execute("select json_serialize_sql(?)", [query or ""]).fetchone()[0])
+        return not tree.get("error") and all(name.lower() in self._builtin for name in _function_names(tree))
 
     def close(self) -> None:
         self._parser.close()
+
+
+def _function_names(node: Any) -> Iterator[str]:
+    """Every function a serialized statement calls (scalar, aggregate, window, table functions)."""
+    if isinstance(node, dict):
+        if isinstance(node.get("function_name"), str):
+            yield node["function_name"]
+        for value in node.values():
+            yield from _function_names(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _function_names(item)
 
 
 def _token(settings: ServeConfig) -> str:

@@ -58,6 +58,9 @@ CLIENT = textwrap.dedent("""
     out["insert"] = refused(con, "insert into live.first values (2, 'no')")
     out["create"] = refused(con, "create table live.intruder as select 1 as x")
     out["passthrough"] = refused(con, "from quack_query_by_name('live', 'drop table first')")
+    # the project's Python UDFs run only in sqlsynth's own queries (ai_query calls cost money)
+    out["udf"] = refused(con, "from quack_query_by_name('live', 'select shout(word) from first')")
+    out["builtin"] = con.execute("from quack_query_by_name('live', 'select upper(word) from first')").fetchall()
     out["after"] = con.execute("select count(*) from live.first").fetchone()[0]
     try:
         attach("not-the-token")
@@ -78,6 +81,8 @@ def _project(root: Path, url: str, port: int) -> Path:
     files = {
         "project.yml": f"name: proj\nthreads: 1\nserve:\n  port: {port}\nendpoints:\n  t:\n    provider: openai\n"
                        f"    base_url: {url}\n    model: stub\n    max_concurrency: 1\n",
+        "udfs/shout.py": "from sqlsynth import udf\n\n\n@udf\ndef shout(s: str) -> str:\n"
+                         "    return s.upper() + '!'\n",
         "models/first.sql": "{{ config(materialized='table') }}\nselect 1 as id, 'hello' as word",
         # 12 calls one at a time against a server answering in 1 s: the build lasts 12 s or more
         "models/slow.sql": "{{ config(materialized='table') }}\nselect i, ai_query('t', 'question ' || i) as answer\n"
@@ -114,7 +119,8 @@ def _client(uri: str, token: str, wait_for_calls: bool) -> dict:
 
 def _check_read_only(seen: dict) -> None:
     assert seen["first"] == [[1, "hello"]]
-    assert all("Authorization failed" in seen[write] for write in ("insert", "create", "passthrough"))
+    assert all("Authorization failed" in seen[write] for write in ("insert", "create", "passthrough", "udf"))
+    assert seen["builtin"] == [["HELLO"]]
     assert seen["after"] == 1
     assert seen["wrong_token"] is not None
 
@@ -159,10 +165,14 @@ def test_a_taken_port_is_one_short_message(tmp_path, cli):
         taken.bind(("localhost", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = cli("serve", "--port", str(port), "--project-dir", str(root))
-    output = result.stdout + result.stderr
-    assert result.returncode == 2 and "Traceback" not in output
-    assert f"cannot serve on localhost:{port}" in output and "--port" in output
+        served = cli("serve", "--port", str(port), "--project-dir", str(root))
+        (root / "project.yml").write_text((root / "project.yml").read_text()
+                                          .replace("serve:\n  port: ", f"serve:\n  during_runs: true\n  port: {port}  #"))
+        built = cli("build", "--project-dir", str(root))
+    for result in (served, built):
+        output = result.stdout + result.stderr
+        assert result.returncode == 2 and "Traceback" not in output, output
+        assert f"cannot serve on localhost:{port}" in output and "--port" in output
 
 
 def test_serve_without_a_database_says_to_build_first(tmp_path, cli):
