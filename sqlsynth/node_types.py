@@ -6,7 +6,14 @@ values, so manifest.json and run_results.json read exactly as the plain strings 
 
 from __future__ import annotations
 
-from enum import StrEnum
+try:
+    from enum import StrEnum
+except ImportError:  # Python 3.10 (pyproject's floor): the same behaviour, spelled out
+    from enum import Enum
+
+    class StrEnum(str, Enum):  # type: ignore[no-redef]
+        def __str__(self) -> str:
+            return str(self.value)
 
 
 class NodeType(StrEnum):
