@@ -26,7 +26,7 @@ from .errors import SqlsynthError
 ENTRY_POINT_GROUP = "sqlsynth"
 # Built-in parts, registered exactly like a third-party plugin (cf. simonw/llm's DEFAULT_PLUGINS).
 DEFAULT_PLUGINS = ("sqlsynth.llm.plugin", "sqlsynth.corpus.plugin", "sqlsynth.docs.plugin",
-                   "sqlsynth.serve")
+                   "sqlsynth.serve_command")
 
 
 @dataclass
