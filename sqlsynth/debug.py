@@ -25,6 +25,7 @@ EXTRAS = {
     "rag": ("chromadb", "sentence_transformers"),
     "spark": ("pyspark",),
     "deepspeed": ("deepspeed",),
+    "serve": ("duckdb_extension_quack", "duckdb_extension_httpfs"),
 }
 
 

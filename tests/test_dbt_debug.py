@@ -40,6 +40,7 @@ def test_debug_reports_each_endpoint_and_the_database(fixture_project):
     assert "does not exist yet" in lines["OK   database"]
     assert "OK   endpoint default" in lines and "smollm2" in lines["OK   endpoint default"]
     assert any(key.endswith("extra [local]") for key in lines)
+    assert any(key.endswith("extra [serve]") for key in lines)
     ready_lines = _lines(ready)
     assert "1 model(s) listed" in ready_lines["OK   endpoint teacher"]
     assert "opens; no other process holds its lock" in ready_lines["OK   database"]
