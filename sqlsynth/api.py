@@ -15,10 +15,10 @@ from . import serve
 from .artifacts import write_manifest, write_run_results
 from .compile import Compiler, close_parser, compile_sql, inject_ctes
 from .database import Database, connect
-from .errors import ExecutionError, runtime_message
+from .errors import ExecutionError, SelectionError, SqlsynthError, did_you_mean, runtime_message
 from .extensions import registry
 from .graph import Graph, select
-from .node_types import NodeType
+from .node_types import RELATION_TYPES, NodeType
 from .project import Node, Project, load_project
 from .run_hooks import run_project_hooks
 from .runner import NodeResult, Runner
@@ -180,9 +180,9 @@ def show(options: Options, target: str, limit: int) -> tuple[list[str], list[tup
     with Database(project, read_only=True) as db:
         sql = _show_sql(project, db, node, target)
         if db.read_only and not _LLM_CALL.search(sql):
-            return _preview(db, sql, node, limit)
+            return _preview(project, db, sql, node, target, limit)
     with Database(project) as db:
-        return _preview(db, _show_sql(project, db, node, target), node, limit)
+        return _preview(project, db, _show_sql(project, db, node, target), node, target, limit)
 
 
 _LLM_CALL = re.compile(r"ai_query\s*\(", re.IGNORECASE)  # also the rewritten sqlsynth_ai_query(
@@ -200,15 +200,36 @@ def _show_sql(project: Project, db: Database, node: Node | None, target: str) ->
         close_parser()
 
 
-def _preview(db: Database, sql: str, node: Node | None, limit: int) -> tuple[list[str], list[tuple]]:
+def _preview(project: Project, db: Database, sql: str, node: Node | None, target: str,
+             limit: int) -> tuple[list[str], list[tuple]]:
     import duckdb
 
     try:
         result = db.cursor().execute(f"select * from (\n{sql}\n) as sqlsynth_show limit {int(limit)}")
         return [d[0] for d in result.description], result.fetchall()
+    except duckdb.CatalogException as exc:
+        raise _not_there(project, node, target, sql, str(exc)) or _preview_error(exc, node) from None
     except duckdb.Error as exc:
-        where = node.original_file_path if node is not None else "<inline>"
-        raise ExecutionError(runtime_message(exc).splitlines()[0], path=where) from None
+        raise _preview_error(exc, node) from None
+
+
+def _preview_error(exc: Exception, node: Node | None) -> ExecutionError:
+    where = node.original_file_path if node is not None else "<inline>"
+    return ExecutionError(runtime_message(exc).splitlines()[0], path=where)
+
+
+def _not_there(project: Project, node: Node | None, target: str, sql: str, error: str) -> SqlsynthError | None:
+    """`show NAME` of a model not built yet, or of a name that is no node nor relation: say which (not
+    when the relation exists and the missing one is another, e.g. a view's dropped parent)."""
+    if node is not None and sql == f"select * from {node.relation}" and f" {node.alias} does not exist" in error:
+        return ExecutionError(f"{node.resource_type} '{node.name}' is not built yet", path=node.original_file_path,
+                              hint=f"run 'sqlsynth build -s {node.name}' first (show previews the built relation)")
+    if node is None and sql == f"select * from {target.strip()}" and \
+            f" {target.strip().split('.')[-1]} does not exist" in error:
+        names = [n.name for n in project.by_type(*RELATION_TYPES)]
+        return SelectionError(f"no model, seed or relation named '{target.strip()}'",
+                              hint=did_you_mean(target.strip(), names) or "run 'sqlsynth ls' to see the names")
+    return None
 
 
 def compile_inline(options: Options, text: str) -> str:

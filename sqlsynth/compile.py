@@ -22,11 +22,11 @@ from sqlglot.errors import ParseError, SqlglotError
 
 from .database import Database
 from .datatests import generic_test_sql
-from .errors import CompileError
+from .errors import CompileError, RenderError, did_you_mean
 from .extensions import registry
 from .masking import mask
 from .materialize import incremental_target_exists
-from .node_types import NodeType
+from .node_types import RELATION_TYPES, NodeType
 from .project import Node, Project
 from .python_udfs import FunctionContext
 
@@ -224,6 +224,10 @@ class Compiler:
     def _state(self, node: Node, ephemerals: list[str]):
         def resolve(name: str, _package: str | None) -> Any:
             target = self.project.find(name)
+            if target is None:  # only an inline query gets here: a project file's refs are checked at load
+                names = [n.name for n in self.project.by_type(*RELATION_TYPES)]
+                raise RenderError(f"unknown ref '{name}'", hint=did_you_mean(name, names)
+                                  or "run 'sqlsynth ls' to see the model and seed names")
             if target.materialized == "ephemeral" and target.resource_type == NodeType.MODEL:
                 ephemerals.append(target.unique_id)
                 return ephemeral_name(target)

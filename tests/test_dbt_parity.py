@@ -52,6 +52,21 @@ def test_show_select_and_inline(jaffle):
     assert neither.returncode == 2 and "--inline" in neither.stderr and "Traceback" not in neither.stderr
 
 
+def test_show_and_inline_name_what_is_missing(jaffle):
+    """Not a Catalog Error or an AttributeError: which name is unknown, or that the model is not built."""
+    not_built = run_cli("show", "-s", "orders", cwd=jaffle)
+    assert not_built.returncode == 1 and "model 'orders' is not built yet" in not_built.stderr
+    assert "sqlsynth build -s orders" in not_built.stderr
+    for args in (["show", "-s", "ordrs"], ["show", "ordrs"]):
+        unknown = run_cli(*args, cwd=jaffle)
+        assert unknown.returncode == 2 and "no model, seed or relation named 'ordrs'" in unknown.stderr
+        assert "did you mean 'orders'" in unknown.stderr
+    for command in ("show", "compile"):
+        bad_ref = run_cli(command, "--inline", "select * from {{ ref('ordrs') }}", cwd=jaffle)
+        assert bad_ref.returncode == 2 and "unknown ref 'ordrs'" in bad_ref.stderr, bad_ref.stderr
+        assert "did you mean 'orders'" in bad_ref.stderr and "Error" not in bad_ref.stderr.replace("Error:", "")
+
+
 def test_compile_inline_resolves_refs(jaffle):
     result = run_cli("compile", "--inline", "select * from {{ ref('stg_orders') }}", cwd=jaffle)
     assert result.returncode == 0, result.stderr
