@@ -390,7 +390,7 @@ def test_quality_gates_keep_bad_rows_out_of_the_exports_with_their_reason(tmp_pa
         assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-2000:]
     write_answers(project, QUALITY_ROWS)
 
-    gated = run_cli("build", "-s", "response_quality+", "--vars", "{" + stub + "}", cwd=project, timeout=300)
+    gated = run_cli("build", "-s", "response_embeddings+", "--vars", "{" + stub + "}", cwd=project, timeout=300)
     assert gated.returncode == 0, gated.stdout[-3000:] + gated.stderr[-2000:]
     con = duckdb.connect(str(project / "target" / "bank_assistant.duckdb"), read_only=True)
     con.execute("set file_search_path = ?", [str(project / "target")])  # chat_export's relative path
@@ -426,7 +426,7 @@ def test_quality_gates_keep_bad_rows_out_of_the_exports_with_their_reason(tmp_pa
     finally:
         con.close()
     # (the edited question no longer matches its cache row: that lineage test is left out)
-    ungated = run_cli("build", "-s", "response_quality+", "--exclude", "not_null_chat_formatted_response_cache_key",
+    ungated = run_cli("build", "-s", "response_embeddings+", "--exclude", "not_null_chat_formatted_response_cache_key",
                       "--vars", "{" + stub + ", quality_gates: false}", cwd=project, timeout=300)
     output = ungated.stdout + ungated.stderr
     assert ungated.returncode != 0

@@ -4,17 +4,18 @@
 -- the signals but keeps every row.
 {{ config(materialized='table') }}
 
-with conversations as materialized (  -- embed() runs once per row, however often it is read
+with conversations as materialized (
     select r.question_id, r.seed_id, q.topic, q.in_scope, q.origin, r.question, r.response,
            r.finish_reason,
            {{ normalized('r.question') }}                                      as question_norm,
            len(string_split(trim(regexp_replace(r.response, '\s+', ' ', 'g')), ' ')) as answer_words,
-           embed(r.question)                                                   as question_vector,
-           embed(r.response)                                                   as answer_vector,
+           e.question_vector,
+           e.answer_vector,
            row_number() over (order by case q.origin when 'seed' then 0 else 1 end, r.seed_id, r.question_id)
                                                                                as rank
     from {{ ref('synth_responses') }} as r
     join {{ ref('synth_questions') }} as q on q.question_id = r.question_id
+    join {{ ref('response_embeddings') }} as e on e.question_id = r.question_id
 ),
 
 grams as (
