@@ -78,9 +78,14 @@ def load(options: Options) -> tuple[Project, Graph]:
 
 
 def _selected(project: Project, graph: Graph, options: Options, command: str) -> list[str]:
-    chosen = select(project, graph, options.select, options.exclude, COMMAND_TYPES[command],
-                    load_state(options.state, options.project_dir))
-    return chosen if options.only is None else [uid for uid in chosen if uid in set(options.only)]
+    if options.only is not None:
+        # retry: the nodes that failed or were skipped, as dbt's retry, not the selection evaluated
+        # again (state:modified+ no longer matches a node once its fix restored it to the --state copy)
+        types = set(COMMAND_TYPES[command])
+        return graph.topological({uid for uid in options.only
+                                  if uid in graph.nodes and graph.nodes[uid].resource_type in types})
+    return select(project, graph, options.select, options.exclude, COMMAND_TYPES[command],
+                  load_state(options.state, options.project_dir))
 
 
 def _run_summaries() -> dict[str, Any]:

@@ -232,6 +232,25 @@ def test_retry_reruns_only_what_failed_or_was_skipped(jaffle):
     assert nothing.returncode == 0 and "Nothing to retry" in nothing.stderr
 
 
+def test_retry_after_a_state_selection_reruns_the_failed_nodes(jaffle):
+    """Once the fix restores the model to its --state copy, state:modified+ matches nothing any more:
+    retry runs what failed or was skipped (run_results.json), not that selection again."""
+    import shutil
+
+    assert run_cli("build", cwd=jaffle).returncode == 0
+    shutil.copytree(jaffle / "target", jaffle / "prod", ignore=shutil.ignore_patterns("*.duckdb*"))
+    model = jaffle / "models/staging/stg_orders.sql"
+    good = model.read_text()
+    model.write_text("select no_such_column from {{ ref('raw_orders') }}")
+    assert run_cli("build", "--state", "prod", "-s", "state:modified+", cwd=jaffle).returncode == 1
+    model.write_text(good)
+    again = run_cli("retry", cwd=jaffle)
+    assert again.returncode == 0, again.stderr
+    results = json.loads((jaffle / "target/run_results.json").read_text())["results"]
+    assert {"model.jaffle_shop.stg_orders", "model.jaffle_shop.orders"} <= {r["unique_id"] for r in results}
+    assert {r["status"] for r in results} <= {"success", "pass"}
+
+
 def test_retry_without_a_previous_run(jaffle):
     result = run_cli("retry", cwd=jaffle)
     assert result.returncode == 2 and "no previous run to retry" in result.stderr
