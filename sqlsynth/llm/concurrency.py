@@ -12,11 +12,12 @@ cut again (they were sent at the old limit).
 Two things keep the refusals per throttle to one or two (measured: a run of 400 rows against a
 100 requests/s bucket sent up to 41 extra requests without them, on a loaded box):
 
-- Pacing. Answers come back in waves (everything sent together returns together), and a wave of
-  freed slots used to be refilled in one event-loop turn, before the first 429 of that wave could be
-  read. Sends are spaced ``rtt / (limit * PACE_GAIN)`` apart (the smoothed round trip of successful
-  requests): 1.5 x the rate the limit itself allows, so an endpoint that does not throttle is not
-  slowed, while a provider's first 429 arrives before most of the wave has left.
+- Pacing, once the endpoint has throttled. Answers come back in waves (everything sent together
+  returns together), and a wave of freed slots used to be refilled in one event-loop turn, before
+  the first 429 of that wave could be read. Sends are spaced ``rtt / (limit * PACE_GAIN)`` apart
+  (the smoothed round trip of successful requests): 1.5 x the rate the limit itself allows, so
+  pacing never becomes the bottleneck, while a provider's next 429 arrives before most of the wave
+  has left. An endpoint that never throttled is not paced (no timer per request).
 - Retry-After applies to everyone: after a 429 with Retry-After, no request is sent before it
   elapses (the provider said when the next one is welcome), not only the refused one.
 """
@@ -74,7 +75,8 @@ class AdaptiveLimit:
         while True:
             now = time.monotonic()
             start = max(now, self._next_send, self._paused_until)
-            self._next_send = start + (self.rtt / (self.limit * PACE_GAIN) if self.rtt else 0.0)
+            paced = self.rtt and self.throttles  # an endpoint that never throttled pays no timer per request
+            self._next_send = start + (self.rtt / (self.limit * PACE_GAIN) if paced else 0.0)
             if start <= now:
                 return
             await asyncio.sleep(start - now)
