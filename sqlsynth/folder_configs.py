@@ -1,11 +1,13 @@
 """Folder configs in project.yml (`models: my_project: staging: +materialized: view`) must name folders.
 
 dbt silently ignores a folder key that matches nothing, so a typo (`stagin:`) leaves every model
-with the default config. sqlsynth warns, naming the key and the closest existing folder.
+with the default config. sqlsynth warns, naming the key and the closest existing folder; likewise a
+`+key` one letter off a config sqlsynth reads (`+materialised:`), since custom keys are allowed.
 """
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,30 @@ def _folder_keys(level: dict[str, Any], known_configs: set[str], parts: tuple[st
             continue
         yield (*parts, key), lines.get(key)
         yield from _folder_keys(value, known_configs, (*parts, key))
+
+
+def _config_keys(level: dict[str, Any]) -> Iterator[tuple[str, int | None]]:
+    """(`+key`, line) of every config key at any folder level."""
+    lines = getattr(level, "key_lines", {})
+    for key, value in level.items():
+        if key.startswith("+"):
+            yield key, lines.get(key)
+        elif isinstance(value, dict) and key not in _NON_FOLDER_KEYS:
+            yield from _config_keys(value)
+
+
+def warn_config_typos(section: str, tree: dict[str, Any], known_configs: set[str]) -> None:
+    """A `+key` that is no config sqlsynth reads but nearly one (ratio >= 0.85: custom keys such as
+    a vector_index's `+search_column` stay quiet) would be kept as a custom key and change nothing."""
+    from .console import console
+
+    for key, line in _config_keys(tree):
+        name = key[1:].replace("-", "_")
+        close = difflib.get_close_matches(name, sorted(known_configs), n=1, cutoff=0.85)
+        if name not in known_configs and close:
+            where = f"project.yml:{line}" if line else "project.yml"
+            console.print(f"[yellow]warning[/yellow] {where}: {section}: '{key}' is not a config sqlsynth "
+                          f"reads, so it changes nothing; did you mean '+{close[0]}'?", highlight=False)
 
 
 def warn_unknown_folders(project_dir: Path, project_name: str, section: str, tree: dict[str, Any],

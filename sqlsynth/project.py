@@ -13,7 +13,7 @@ from .contracts import validate_contracts
 from .dbt_compat import check_schema_file, warn_unsupported_folders
 from .errors import ConfigError, ProjectError, did_you_mean
 from .extensions import registry
-from .folder_configs import warn_unknown_folders
+from .folder_configs import warn_config_typos, warn_unknown_folders
 from .identifiers import unselectable_character
 from .node_types import RELATION_TYPES, NodeType
 from .python_udfs import UdfModule, UdfSpec, import_udf_file
@@ -250,6 +250,7 @@ def load_project(project_dir: Path, cli_vars: dict[str, Any] | None = None) -> P
     warn_unsupported_folders(project_dir)
     for section, paths in (("models", config.model_paths), ("seeds", config.seed_paths)):
         warn_unknown_folders(project_dir, config.name, section, getattr(config, section), paths, KNOWN_CONFIGS)
+        warn_config_typos(section, getattr(config, section), KNOWN_CONFIGS)
     _discover_seeds(project)
     _discover_models(project)
     _discover_singular_tests(project)

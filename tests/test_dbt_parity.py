@@ -124,6 +124,18 @@ def test_dbt_starter_keys_accepted_and_run_hooks_run(jaffle):
     assert log.stdout.split() == ["event,n", "start,7", "end,0"]
 
 
+def test_folder_config_one_letter_off_warns_custom_keys_do_not(jaffle):
+    project_yml = jaffle / "project.yml"
+    text = project_yml.read_text().replace("      +materialized: view", "      +materialised: view\n      +search_column: x")
+    project_yml.write_text(text)
+    line = text[:text.index("+materialised")].count("\n") + 1
+    result = run_cli("ls", cwd=jaffle)
+    assert result.returncode == 0, result.stderr
+    assert (f"project.yml:{line}: models: '+materialised' is not a config sqlsynth reads, so it changes nothing; "
+            "did you mean '+materialized'?") in " ".join(result.stderr.split())
+    assert "search_column" not in result.stderr
+
+
 def test_failing_run_hook_is_a_clear_error(jaffle):
     project_yml = jaffle / "project.yml"
     project_yml.write_text(project_yml.read_text() + "on-run-start: 'select * from no_such_table'\n")
