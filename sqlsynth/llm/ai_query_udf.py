@@ -104,7 +104,8 @@ def register_ai_query(connection: Any, config: Any = None, models: dict[str, Any
     function = AIQueryFunction(connection, config, models)
     varchar, boolean = duckdb.sqltype("VARCHAR"), duckdb.sqltype("BOOLEAN")
     connection.create_function(UDF_NAME, function, [varchar, varchar, varchar, varchar, boolean, varchar],
-                               varchar, type="arrow", null_handling="special")
+                               varchar, type="arrow", null_handling="special",
+                               side_effects=True)  # never constant-folded: that would pay for a call at plan time
     connection.execute(MACRO_SQL)
     return function
 
