@@ -79,8 +79,12 @@ def test_import_merges_keeps_existing_answers_and_counts_a_repeated_key_once(exp
 
 def test_export_of_one_endpoint_and_of_a_project_never_run(exported, tmp_path):
     project, _ = exported
-    none = cli(project, "cache", "export", str(tmp_path / "none.parquet"), "--endpoint", "nobody")
-    assert "Exported 0 cached answers" in none.stderr and pq.read_table(tmp_path / "none.parquet").num_rows == 0
+    one = cli(project, "cache", "export", str(tmp_path / "one.parquet"), "--endpoint", "teacher")
+    assert "Exported 16 cached answers" in one.stderr
+    assert set(pq.read_table(tmp_path / "one.parquet")["endpoint"].to_pylist()) == {"teacher"}
+    typo = cli(project, "cache", "export", str(tmp_path / "typo.parquet"), "--endpoint", "teachr")
+    assert typo.returncode == 2 and "--endpoint teachr: no such endpoint" in typo.stderr
+    assert not (tmp_path / "typo.parquet").exists()
     (tmp_path / "d").mkdir()
     empty = make_project(tmp_path / "d", "http://127.0.0.1:9")
     done = cli(empty, "cache", "export", str(tmp_path / "empty.parquet"))

@@ -132,6 +132,8 @@ def cache_export(ctx: click.Context, file: Path, project_dir: Path | None, targe
     from ..console import console
     from . import cache_io
 
+    if endpoint is not None:
+        _check_endpoint(_project_dir(ctx, project_dir), endpoint)
     with _cache_engine(_project_dir(ctx, project_dir), target_name, read_only=True) as (project, handle):
         export = cache_io.duckdb_export if project.target.type == "duckdb" else cache_io.spark_export
         count = export(handle, file, endpoint)
