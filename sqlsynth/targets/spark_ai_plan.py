@@ -181,6 +181,8 @@ def plan_ai_queries(tree: exp.Expression, node: Any, config: Any, models: dict[s
                     dialect: str) -> tuple[exp.Expression, list[AIStage]]:
     """Rewrite every ai_query call of the model (parsed tree) into a join; the stages run first, in order."""
     stages: list[AIStage] = []
+    for cte in tree.find_all(exp.CTE):  # DuckDB's `as materialized` hint: no Spark spelling (stages run once)
+        cte.set("materialized", None)
     while True:
         calls = [c for c in tree.find_all(exp.Anonymous, bfs=False) if c.name.lower() == "ai_query"]
         if not calls:
