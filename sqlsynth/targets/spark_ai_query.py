@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import threading
 from typing import Any
 
 from ..errors import ConfigError
@@ -25,6 +26,10 @@ from ..llm.errors import BudgetError, LLMCallError, LLMError
 from .spark_ai_plan import ERROR, FINISH, FP, RESPONSE, AIStage
 from .spark_ai_spool import SCHEMA, SpoolCache, ensure_tables, ingest
 
+# Models run in parallel threads; two stages sending the same requests at once would both pay (the
+# DuckDB path shares in-flight requests within the process). One stage at a time: the second finds the
+# first's answers in the cache. Each stage still runs its P tasks in parallel.
+_one_stage_at_a_time = threading.Lock()
 CHUNK_ROWS = 4096  # rows per BatchAnswerer.answer call in a task (DuckDB hands it 2,048)
 KEYED_SCHEMA = "fp string, key string, endpoint string, request string, parameters string"
 OUTCOME_SCHEMA = ("key string, endpoint string, error string, calls long, retries long, "
@@ -271,7 +276,8 @@ def run_stages(db: Any, stages: list[AIStage]) -> None:
     ingest(db.spark, spool)  # a run killed half way left answers in the spool: they are not paid again
     for stage in stages:
         try:
-            run_stage(db, stage, spool)
+            with _one_stage_at_a_time:
+                run_stage(db, stage, spool)
         except LLMError:
             raise
         except Exception as exc:  # a task's failure comes back as a JVM error wrapping the Python one
