@@ -263,6 +263,11 @@ class DbtContext:
         if len(args) not in (1, 2) or not all(isinstance(a, str) for a in args):
             raise RenderError("ref() takes a model name: ref('name') or ref('package', 'name')")
         package, name = (None, args[0]) if len(args) == 1 else args
+        if package is not None and package != self._renderer.project_name:
+            # dbt resolves ref('pkg', 'x') in an installed package; sqlsynth installs none, so a silent
+            # fall-back to this project's 'x' could read the wrong table.
+            raise RenderError(f"ref('{package}', '{name}'): no package '{package}' (sqlsynth installs no dbt "
+                              f"packages); use ref('{name}') or ref('{self._renderer.project_name}', '{name}')")
         state = self._renderer.state()
         state.refs.append(name)
         return state.resolve_ref(name, package)

@@ -82,6 +82,8 @@ BAD_INPUTS = [
     ("malformed_yaml", "project.yml", "name: small\nvars: [1, 2\n", ["project.yml:", "malformed YAML"]),
     ("unknown_key", "project.yml", "name: small\nmodle-paths: [models]\n", ["project.yml:2", "unknown key", "model-paths"]),
     ("unknown_ref", "models/b.sql", "select * from {{ ref('aa') }}", ["models/b.sql:1", "unknown ref 'aa'", "did you mean 'a'"]),
+    ("package_ref", "models/b.sql", "select * from {{ ref('dbt_utils', 'a') }}",
+     ["models/b.sql:1", "no package 'dbt_utils'", "ref('a')"]),
     ("cycle", "models/a.sql", "select * from {{ ref('b') }}", ["dependency cycle", "->"]),
     ("syntax_error", "models/b.sql", "select id,\nfrom from {{ ref('a') }}", ["models/b.sql:2", "syntax error"]),
     ("undefined_var", "models/b.sql", "select {{ var('x') }} as id", ["models/b.sql:1", "undefined var 'x'"]),
@@ -136,3 +138,10 @@ def test_database_locked_by_other_process(small):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_ref_with_the_projects_own_name_resolves(small):
+    _write(small, "models/b.sql", "{{ config(materialized='table') }}\nselect id * 3 as id from {{ ref('small', 'a') }}")
+    result = run_cli("build", cwd=small)
+    assert result.returncode == 0, result.stderr
+    assert _count(small, "b") == 2
