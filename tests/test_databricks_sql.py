@@ -69,6 +69,7 @@ QUERIES = {  # struct fields selected out: DuckDB returns dicts, Spark Rows
     "customer_orders": "select customer, statuses, orders, id_range.first, id_range.last, any_gift "
                        "from main.customer_orders",
     "order_items": "select id, item.sku, item.qty, gift from main.order_items",
+    "order_lists": "select * from main.order_lists",  # DuckDB list functions and lambdas (spark_lists.py)
 }
 
 
@@ -99,3 +100,17 @@ def test_the_golden_sql_runs_on_spark_with_duckdbs_rows(tmp_path):
         for name, query in QUERIES.items():
             expected = sorted(map(list, con.execute(query).fetchall()), key=repr)
             assert sorted(spark_rows[name], key=repr) == expected, name
+
+
+def test_a_list_function_without_a_spark_spelling_is_refused_at_compile_time(tmp_path):
+    """DuckDB's list_zip has no rewrite (Spark's arrays_zip names the struct fields differently): the
+    compile fails naming the model, its line and the higher-order functions to write instead."""
+    project = tmp_path / "project"
+    shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns("golden", "target"))
+    (project / "models" / "zipped.sql").write_text(
+        "select id,\n       list_zip([id], [status]) as pairs\nfrom {{ ref('stg_orders') }}\n")
+    done = run_cli("compile", "--target", "dbx", "-s", "zipped", cwd=project)
+    assert done.returncode != 0
+    message = done.stdout + done.stderr
+    assert "models/zipped.sql:2" in message and "list_zip()" in message, message
+    assert "transform, filter, aggregate, zip_with" in message and "Traceback" not in message, message

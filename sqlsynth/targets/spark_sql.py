@@ -3,7 +3,7 @@
 Rewritten on the AST: ai_query calls (staged: spark_ai_plan.py; on the databricks target `native: true`
 endpoints pass through, databricks_native.py), string_agg/group_concat (→ array_join(collect_list(...)),
 or with ORDER BY → listagg(...) WITHIN GROUP (ORDER BY ...)), from_json with a DuckDB JSON-structure
-schema (→ a Spark DDL schema string), the DuckDB idioms in spark_rewrites.py. Refused at compile time,
+schema (→ a Spark DDL schema string), DuckDB's list functions and lambdas (spark_lists.py), the DuckDB idioms in spark_rewrites.py. Refused at compile time,
 naming the model, line and portable spelling: hash(), DuckDB-only
 functions, and the Python functions (udfs/, corpus functions) that are not registered on Spark yet.
 """
@@ -21,6 +21,7 @@ from sqlglot.errors import ParseError, SqlglotError
 from ..compile import plain_parser_message, strip_statement
 from ..errors import CompileError
 from .databricks_native import pass_through
+from .spark_lists import NotPortable, rewrite_lists
 from .spark_rewrites import REWRITES
 
 SPARK_DIALECTS = ("spark", "databricks")
@@ -36,7 +37,6 @@ REFUSED = {
 PYTHON_FUNCTIONS = ("html_to_text", "token_count", "chunk_text", "embed", "retrieve", "trim_context",
                     "context_window", "read_documents")
 DUCKDB_ONLY = {
-    "list_value": "array(...)", "list_aggregate": "aggregate(...)", "list_filter": "filter(arr, x -> ...)",
     "regexp_full_match": "x rlike '^...$'", "read_csv": "a seed", "read_parquet": "a seed",
     "read_json": "a seed", "read_csv_auto": "a seed", "read_json_auto": "a seed", "range": "sequence(...)",
     "json_structure": "schema_of_json(...)", "strptime": "to_timestamp(x, fmt)",
@@ -89,7 +89,13 @@ def _from_json_schema(structure: Any) -> str:
     return spark_type(structure)
 
 
-def _rewrite(tree: exp.Expression, node: Any) -> exp.Expression:
+def _rewrite(tree: exp.Expression, node: Any, dialect: str) -> exp.Expression:
+    if dialect not in SPARK_DIALECTS:  # Spark SQL's own list functions (0-based lambda index) stay as written
+        try:
+            tree = rewrite_lists(tree)
+        except NotPortable as exc:
+            raise _refuse(node, exc.name, exc.why, f"the portable spelling: {exc.fix}") from None
+
     def one(expression: exp.Expression) -> exp.Expression:
         for rewrite in REWRITES:
             expression = rewrite(expression)
@@ -142,5 +148,5 @@ def to_spark_sql(rendered: str, node: Any, dialect: str, relations: list[str],
     if has_ai and ai is not None:
         tree = ai.plan(tree, node, dialect)
     _check_functions(tree, node, python_names)
-    tree = _rewrite(tree, node)
+    tree = _rewrite(tree, node, dialect)
     return tree.sql(dialect="spark", pretty=True)
