@@ -39,6 +39,9 @@ class Registry:
     function_providers: list[Callable[[Any, Any], None]] = field(default_factory=list)
     # materialize: name -> builder(BuildContext) -> BuildResult
     materializations: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
+    # materialize: BuildContext -> context manager entered around every model's build (ai_query batch
+    # mode answers the model's requests as one provider batch before its SQL runs)
+    build_preparers: list[Callable[[Any], Any]] = field(default_factory=list)
     # seeds: file suffix -> reader(path, display_path, config) -> pyarrow RecordBatchReader
     seed_readers: dict[str, Callable[[Any, str, dict], Any]] = field(default_factory=dict)
     # cli: click commands or groups added to the `sqlsynth` command

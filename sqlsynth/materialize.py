@@ -6,6 +6,8 @@ inside one transaction, so a failing build leaves the previous relation exactly 
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -304,5 +306,14 @@ MATERIALIZERS: dict[str, Callable[[BuildContext], BuildResult]] = {
 
 
 def materializers() -> dict[str, Callable[[BuildContext], BuildResult]]:
-    """The engine's materializations plus those plugins register (sqlsynth.extensions)."""
-    return {**MATERIALIZERS, **registry().materializations}
+    """The engine's materializations plus those plugins register (sqlsynth.extensions), each inside the
+    plugins' build preparers."""
+    builders = {**MATERIALIZERS, **registry().materializations}
+    return {name: functools.partial(_prepared_build, builder) for name, builder in builders.items()}
+
+
+def _prepared_build(builder: Callable[[BuildContext], BuildResult], ctx: BuildContext) -> BuildResult:
+    with contextlib.ExitStack() as stack:
+        for prepare in registry().build_preparers:
+            stack.enter_context(prepare(ctx))
+        return builder(ctx)

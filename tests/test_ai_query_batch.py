@@ -112,3 +112,58 @@ def test_failed_lines_fail_the_model_or_become_row_errors(tmp_path):
         assert rows == [(ROWS - 3, 3)]
         failed = q(lenient, "select count(*) from sqlsynth.calls where status = 'error' and batch_id is not null")
         assert failed == [(3,)]
+
+
+def _usage(project: Path) -> dict:
+    import json
+
+    return json.loads((project / "target" / "run_results.json").read_text())["usage"]["models"]["a"]
+
+
+def test_a_5000_row_model_is_one_batch_and_its_failed_lines_are_not_sent_again_in_the_run(tmp_path):
+    rows = 5000  # DuckDB hands ai_query 2,048 rows at a time: the batch is the model's, not the chunk's
+    with stub(batch_error_every=1000) as server:
+        project = make(tmp_path, server.url, ", failOnError := false")
+        (project / "models" / "a.sql").write_text("{{ config(materialized='table') }}\n" + SQL.format(
+            rows=rows, extra=", failOnError := false"))
+        done = cli(project, "run")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert (server.stats.batches, server.stats.batch_lines, server.stats.requests) == (1, rows, 0)
+        assert q(project, "select count(*) filter (r.errorMessage is null and r.result = 'reply: q ' || i), "
+                          "count(*) filter (r.errorMessage like '%injected batch line failure%') from a") \
+            == [(rows - 5, 5)]
+        usage = _usage(project)
+        assert (usage["rows"], usage["calls"], usage["cached"], usage["errors"]) == (rows, rows, 0, 5)
+
+        server.config.batch_error_every = 0
+        again = cli(project, "run")  # the next run sends only the 5 failed requests, as one more batch
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert (server.stats.batches, server.stats.batch_lines) == (2, rows + 5)
+        assert q(project, "select count(*) from a where r.result = 'reply: q ' || i") == [(rows,)]
+        assert (_usage(project)["cached"], _usage(project)["calls"]) == (rows - 5, 5)
+
+
+def test_an_ai_query_over_another_ones_answers_is_one_batch_per_level(tmp_path):
+    with stub() as server:
+        project = make(tmp_path, server.url)
+        (project / "models" / "a.sql").write_text(
+            "{{ config(materialized='table') }}\n"
+            "with first as (select i, ai_query('teacher', 'q ' || i) as a from range(3000) t(i))\n"
+            "select i, ai_query('teacher', 'again ' || a) as b from first")
+        done = cli(project, "run")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert (server.stats.batches, server.stats.batch_lines, server.stats.requests) == (2, 6000, 0)
+        assert q(project, "select count(*) from a where b = 'reply: again reply: q ' || i") == [(3000,)]
+
+
+def test_a_call_in_a_subquery_falls_back_to_a_batch_per_chunk_and_says_so(tmp_path):
+    with stub() as server:
+        project = make(tmp_path, server.url)
+        (project / "models" / "a.sql").write_text(
+            "{{ config(materialized='table') }}\n"
+            "select * from (select i, ai_query('teacher', 'q ' || i) as r from range(30) t(i)) s")
+        done = cli(project, "run")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "not one per model: ai_query inside a subquery" in " ".join((done.stdout + done.stderr).split())
+        assert server.stats.batches == 1 and server.stats.batch_lines == 30  # 30 rows: one chunk
+        assert q(project, "select count(*) from a where r = 'reply: q ' || i") == [(30,)]

@@ -52,6 +52,7 @@ class AIQueryFunction:
 
     def _answer_group(self, endpoint: str | None, response_format: str | None, fail: bool, node: str | None,
                       indices: list[int], columns: list[list[Any]], out: list[str | None]) -> None:
+        from .batch import root_error
         from .errors import LLMCallError, LLMError
 
         if endpoint is None:
@@ -63,7 +64,7 @@ class AIQueryFunction:
             where = f"model '{node}': " if node else ""
             raise LLMCallError(
                 f"{where}ai_query on endpoint '{endpoint}' failed for {len(errors)} of {len(indices)} rows; "
-                f"first error: {errors[0]}",
+                f"first error: {root_error(errors)}",
                 hint="rows that succeeded are cached, so a re-run only retries the failed ones; "
                 "or pass failOnError := false to keep going and get the error per row")
         for i, outcome in zip(indices, outcomes, strict=False):

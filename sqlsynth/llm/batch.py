@@ -14,15 +14,16 @@ import queue
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
 
 from ..config import EndpointConfig, ProjectConfig
+from ..console import console
 from . import aio, endpoints, plan
 from .cache import Cache, CacheRow, CallRow, KeyMaker
-from .errors import BudgetError, LLMError
+from .errors import NOT_SENT, BudgetError, LLMError
 from .params import CACHE_ONLY, effective, legacy_parameters, parse_parameters_json
 from .schema import ResponseFormat, example_value, parse_response_format
 from .types import LLMRequest, LLMResult
@@ -69,6 +70,29 @@ _inflight: dict[str, _InFlight] = {}
 _cancel_epoch = [0]
 
 
+@dataclass
+class Prepared:
+    """What a model's batch pre-pass settled (llm/batch_prepass.py): the keys its provider batch answered
+    (now cached, so not counted as cache hits) and the requests that failed, which the model's SQL gets
+    as errors instead of sending them again in this run."""
+
+    answered: set[str] = field(default_factory=set)
+    errors: dict[str, Outcome] = field(default_factory=dict)
+
+
+_prepared: dict[str, Prepared] = {}  # node → its pre-pass's outcomes, while the node builds
+
+
+def prepared(node: str) -> Prepared:
+    with _inflight_lock:
+        return _prepared.setdefault(node, Prepared())
+
+
+def forget_prepared(node: str) -> None:
+    with _inflight_lock:
+        _prepared.pop(node, None)
+
+
 def cancel_all() -> None:
     """Stop the ai_query batches running now: their statements fail with 'interrupted', no new request
     is sent, answers already received stay cached. Batches started later are not affected. The engine
@@ -92,18 +116,25 @@ class BatchAnswerer:
     # ----------------------------------------------------------------- entry point
     def answer(self, endpoint: str, requests: list[str | None], response_format: str | None,
             parameters: list[str | None], node: str | None = None) -> list[Outcome]:
+        return self.answer_keyed(endpoint, requests, response_format, parameters, node)[1]
+
+    def answer_keyed(self, endpoint: str, requests: list[str | None], response_format: str | None,
+                     parameters: list[str | None], node: str | None = None, prepass: bool = False
+                     ) -> tuple[list[str | None], list[Outcome]]:
+        """(cache keys, outcomes) in the order of ``requests``; ``prepass``: a model's batch pre-pass,
+        whose rows the model's own SQL counts (this call records only what it spent)."""
         fmt = parse_response_format(response_format, self.models) if response_format else None
         config = endpoints.resolve(endpoint, self.config)
         identity = endpoints.identity(endpoint, self.config)
         keys, jobs = self._jobs(endpoint, requests, parameters, fmt, config, identity)
         collector = plan.active()
         if collector is not None:
-            return self._dry_run(collector, endpoint, node, keys, jobs, fmt, config)
+            return keys, self._dry_run(collector, endpoint, node, keys, jobs, fmt, config)
         backend = endpoints.get_backend(endpoint, self.config)
         batch = _Batch(self, endpoint, config, backend, identity, fmt, node, len(requests))
-        batch.non_null = len(requests) - keys.count(None)
+        batch.non_null, batch.prepass = len(requests) - keys.count(None), prepass
         answers = batch.answer(jobs)
-        return [Outcome(None) if key is None else answers[key] for key in keys]
+        return keys, [Outcome(None) if key is None else answers[key] for key in keys]
 
     def keys(self, endpoint: str, requests: list[str | None], response_format: str | None,
              parameters: list[str | None]) -> list[str | None]:
@@ -181,6 +212,7 @@ class _Batch:
         self._tasks: set[Any] = set()
         self.epoch = _cancel_epoch[0]
         self.batch_id: str | None = None  # the provider batch being collected (batch mode): logged with each call
+        self.prepass = False
 
     def answer(self, jobs: dict[str, _Job]) -> dict[str, Outcome]:
         answers: dict[str, Outcome] = {}
@@ -188,11 +220,15 @@ class _Batch:
         hits.update(self._migrate_legacy([job for key, job in jobs.items() if key not in hits]))
         for key, (value, finish) in hits.items():
             answers[key] = Outcome(value, None, finish)
-        self.counters.cached = len(hits)
-        payers = self.answerer.cache.payers(list(hits))  # attribution: whose call paid for each hit
-        for key in hits:
+        settled = _prepared.get(self.node) if self.node else None
+        ours = settled.answered.intersection(hits) if settled else set()  # this run's batch answered them
+        self.counters.cached = len(hits) - len(ours)
+        payers = self.answerer.cache.payers([k for k in hits if k not in ours])  # whose call paid for a hit
+        for key in hits.keys() - ours:
             self.counters.paid_by(payers.get(key))
         misses = [job for key, job in jobs.items() if key not in hits]
+        if settled is not None:
+            misses = self._settled_errors(settled, misses, answers)
         self._check_budget(len(misses))
         waiting: dict[cf.Future, str] = {}
         mine = []
@@ -211,7 +247,7 @@ class _Batch:
         provider_batch = bool(mine) and self.config.batch and hasattr(self.backend, "request_body")
         if not provider_batch:
             self._submit(mine)
-        self.progress.advance(self.rows - len(mine) - len(waiting), cached=len(hits))
+        self.progress.advance(self.rows - len(mine) - len(waiting), cached=self.counters.cached)
         try:
             if provider_batch:
                 from .batch_api import ProviderBatch
@@ -223,8 +259,22 @@ class _Batch:
         finally:
             self.flush(force=True)
             self._release_unfinished(mine, answers)
-            record(self.endpoint, self.node, self.counters)
+            record(self.endpoint, self.node, _spent(self.counters) if self.prepass else self.counters)
         return answers
+
+    def _settled_errors(self, settled: Prepared, misses: list[_Job], answers: dict[str, Outcome]) -> list[_Job]:
+        """Requests the model's batch failed on: their error, not another batch. The misses left."""
+        failed = [job for job in misses if job.key in settled.errors]
+        for job in failed:
+            answers[job.key] = settled.errors[job.key]
+        self.counters.errors += len(failed)
+        self.progress.advance(0, errors=len(failed))
+        left = [job for job in misses if job.key not in settled.errors]
+        if left and not self.prepass and self.config.batch:
+            console.print(f"[yellow]model '{self.node}'[/yellow]: {len(left):,} ai_query requests were not in "
+                          "the model's batch (a request that changes between two evaluations, e.g. random()); "
+                          "they go in another batch", markup=True)
+        return left
 
     def _migrate_legacy(self, misses: list[_Job]) -> dict[str, tuple[str, str | None]]:
         """Answers cached under a pre-canonical key (max_new_tokens spelled out...): copied under the
@@ -333,6 +383,8 @@ class _Batch:
         self._log(job, result, status, error, finish)
         outcome = Outcome(value, error, finish)
         if error is None:
+            if self.prepass:  # answered by the model's batch: the model's SQL does not count it as cached
+                prepared(self.node).answered.add(job.key)  # type: ignore[arg-type]
             self.pending_cache.append(CacheRow(
                 job.key, self.endpoint, self.identity, job.messages, job.parameters,
                 self.fmt.source if self.fmt else None, value or "", result.prompt_tokens,
@@ -390,6 +442,18 @@ class _Batch:
                 f"endpoint '{self.endpoint}': {needed} uncached calls needed now, {made} already made "
                 f"in this run, max_calls is {limit}",
                 hint="run `sqlsynth plan` to see the numbers; raise max_calls in project.yml or select fewer models")
+
+
+def root_error(errors: list[str]) -> str:
+    """The error to show for many failed rows: the cause (a 401, say), not a row that was never sent
+    because the endpoint had stopped on that cause."""
+    return next((e for e in errors if not e.startswith(NOT_SENT)), errors[0])
+
+
+def _spent(counters: Counters) -> Counters:
+    """A pre-pass's counters without its rows: the model's SQL counts those (cached, errors) itself."""
+    return Counters(calls=counters.calls, retries=counters.retries, prompt_tokens=counters.prompt_tokens,
+                    completion_tokens=counters.completion_tokens, cost=counters.cost)
 
 
 def _result_of(future: Any) -> LLMResult:

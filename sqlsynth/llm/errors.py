@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from ..errors import SqlsynthError
 
+# How a row's error begins when an endpoint-wide error (a 401, say) stopped the endpoint before the row
+# was sent: error summaries show the cause instead (batch.root_error).
+NOT_SENT = "not sent:"
+
 
 class LLMError(SqlsynthError):
     """Root of ai_query / endpoint errors."""

@@ -24,6 +24,7 @@ from ..config import EndpointConfig
 from ..console import console
 from . import aio
 from .concurrency import AdaptiveLimit
+from .errors import NOT_SENT
 from .params import openai_arguments
 from .transport import JSONTransport, StatusError, TimedOut, Unreachable, Unreadable
 from .types import LLMRequest, LLMResult
@@ -300,7 +301,7 @@ class OpenAIBackend:
         return self._client
 
     def _stopped(self) -> str:
-        return f"not sent: endpoint '{self.name}' was stopped by an earlier error ({self.fatal})"
+        return f"{NOT_SENT} endpoint '{self.name}' was stopped by an earlier error ({self.fatal})"
 
     def retry_delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:

@@ -7,6 +7,7 @@ for `sqlsynth --help`) stays cheap.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from .commands import COMMANDS
@@ -22,6 +23,15 @@ def provide_ai_query(connection: Any, context: Any) -> None:
     from .ai_query_udf import provider
 
     provider(connection, context)
+
+
+def batch_first(ctx: Any) -> Any:
+    """Around a model's build: with a `batch: true` endpoint, its requests go as one provider batch first."""
+    if not any(endpoint.batch for endpoint in ctx.db.project.config.endpoints.values()):
+        return contextlib.nullcontext()
+    from .batch_prepass import batch_first as prepare
+
+    return prepare(ctx)
 
 
 def cancel_batches() -> None:
@@ -57,6 +67,7 @@ def node_row_errors(node: str) -> tuple[int, int]:
 def register(registry: Any) -> None:
     registry.sql_transforms.append(rewrite_ai_query)
     registry.function_providers.append(provide_ai_query)
+    registry.build_preparers.append(batch_first)
     registry.commands.extend(COMMANDS)
     registry.interrupt_handlers.append(cancel_batches)
     registry.run_started.append(reset_usage)

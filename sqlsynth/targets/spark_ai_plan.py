@@ -20,6 +20,7 @@ from sqlglot import exp
 
 from ..errors import CompileError, SqlsynthError
 from ..llm import endpoints
+from ..llm.request_query import request_query
 from ..llm.schema import duckdb_structure, parse_response_format
 from ..llm.transform import DATABRICKS, call_arguments, fail_on_error
 from .spark_sql import spark_type
@@ -107,29 +108,6 @@ def _qualify_stars(select: exp.Select) -> None:
         select.set("expressions", select.expressions[:index] + qualified + select.expressions[index + 1:])
 
 
-def _request_query(tree: exp.Expression, select: exp.Select, projections: list[exp.Expression],
-                   node: Any) -> exp.Expression:
-    """The model's query with the call's SELECT projecting the request columns, ending at that SELECT."""
-    nodes = list(tree.walk())
-    position = next(i for i, n in enumerate(nodes) if n is select)
-    copy = tree.copy()
-    inner = list(copy.walk())[position]
-    inner.set("expressions", projections)
-    inner.set("distinct", None)
-    if inner is copy:
-        return copy
-    cte = inner.parent
-    if not isinstance(cte, exp.CTE) or not isinstance(copy, exp.Query) or copy.args.get("with_") is None:
-        raise _fail(node, "ai_query inside a subquery or a set operation",
-                    "move the SELECT that calls ai_query into a CTE (with answered as (select ..., "
-                    "ai_query(...) as answer from ...)) and select from it")
-    with_ = copy.args["with_"]
-    kept = with_.expressions[:with_.expressions.index(cte) + 1]
-    query = exp.select("fp", "endpoint", "request", "parameters").from_(cte.alias)
-    query.set("with_", exp.With(expressions=kept, recursive=with_.args.get("recursive")))
-    return query
-
-
 def _stage_one(tree: exp.Expression, call: exp.Anonymous, index: int, node: Any, config: Any,
                models: dict[str, Any], dialect: str) -> AIStage | None:
     """Plan one call (None while its request query still contains another unplanned call)."""
@@ -157,7 +135,7 @@ def _stage_one(tree: exp.Expression, call: exp.Anonymous, index: int, node: Any,
     fingerprint = _fingerprint(endpoint, request, request_json, params_json)
     projections = [exp.alias_(fingerprint, "fp"), exp.alias_(endpoint.copy(), "endpoint"),
                    exp.alias_(request_json, "request"), exp.alias_(params_json.copy(), "parameters")]
-    query = _request_query(tree, select, projections, node)
+    query = request_query(tree, select, projections, lambda message, hint: _fail(node, message, hint))
     if any(c.name.lower() == "ai_query" for c in query.find_all(exp.Anonymous)):
         return None
     structure = None
