@@ -37,6 +37,9 @@ class Registry:
     sql_transforms: list[Callable[[Any, Any], Any]] = field(default_factory=list)
     # functions: (connection, FunctionContext) -> None, called for every connection the engine opens
     function_providers: list[Callable[[Any, Any], None]] = field(default_factory=list)
+    # targets.spark_udfs: FunctionContext -> [python_udfs.UdfSpec], the plugin's Python functions that a
+    # Spark session registers as Arrow UDFs (DuckDB gets them through function_providers)
+    python_functions: list[Callable[[Any], list[Any]]] = field(default_factory=list)
     # materialize: name -> builder(BuildContext) -> BuildResult
     materializations: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
     # materialize: BuildContext -> context manager entered around every model's build (ai_query batch

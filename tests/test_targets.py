@@ -106,7 +106,11 @@ def test_spark_dialect_models_run_as_written(fixture_project):
      ["ai_query inside a subquery", "into a CTE"]),
     ("select\n  1 as a,\n  hash(a) as h from (select 1 as a)",
      ["models/marts/bad.sql:3", "md5(cast(x as varchar))"]),
-    ("select html_to_text('<p>x</p>') as t", ["Python functions are not registered on Spark yet"]),
+    ("{{ config(materialized='view') }}\nselect html_to_text('<p>x</p>') as t",
+     ["models/marts/bad.sql:2", "persistent view (view model) cannot call", "materialized='table'"]),
+    ("select 1 as a,\n  retrieve('docs', 'q', 3) as hits", ["models/marts/bad.sql:2", "single-machine in this release"]),
+    ("{{ config(materialized='vector_index', collection='docs', id_column='a', search_column='t') }}\n"
+     "select 1 as a, 'x' as t", ["materialized='vector_index' is single-machine in this release", "--target duckdb"]),
     ("{{ config(materialized='incremental', unique_key='a') }}\nselect 1 as a",
      ["incremental_strategy 'merge' needs table_format delta or iceberg", "delete+insert"]),
 ])

@@ -16,6 +16,12 @@ def provide_corpus_functions(connection: Any, context: Any) -> None:
     register_corpus_functions(connection, context)
 
 
+def corpus_function_specs(context: Any) -> list[Any]:
+    from .sql_functions import corpus_function_specs as specs
+
+    return specs(context)
+
+
 def build_vector_index(ctx: Any) -> Any:
     from .vector_index import build_vector_index as build
 
@@ -30,5 +36,6 @@ def read_stack_exchange_xml(path: Path, display_path: str, config: dict) -> Any:
 
 def register(registry: Any) -> None:
     registry.function_providers.append(provide_corpus_functions)
+    registry.python_functions.append(corpus_function_specs)
     registry.add_materialization("vector_index", build_vector_index)
     registry.add_seed_reader(".xml", read_stack_exchange_xml)

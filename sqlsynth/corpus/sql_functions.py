@@ -245,28 +245,43 @@ def _html_title(raw: str) -> str | None:
     return None
 
 
+# name, parameter types, return type, DuckDB function type (arrow: pyarrow arrays, up to 2,048 rows a call)
+SIGNATURES = (
+    ("html_to_text", ["VARCHAR"], "VARCHAR", "native"),
+    ("token_count", ["VARCHAR", "VARCHAR"], "INTEGER", "arrow"),
+    ("chunk_text", ["VARCHAR", "INTEGER", "INTEGER"], "VARCHAR[]", "arrow"),
+    ("embed", ["VARCHAR"], "FLOAT[]", "arrow"),
+    ("retrieve", ["VARCHAR", "VARCHAR", "INTEGER"], CHUNKS, "arrow"),
+    ("trim_context", [CHUNKS, "INTEGER", "VARCHAR"], TRIMMED, "arrow"),
+    ("context_window", ["VARCHAR"], "INTEGER", "native"),
+    ("read_documents", ["VARCHAR"], f"{DOCUMENT}[]", "native"),
+)
+# single-machine in this release: the vector store lives in target/ on the machine that built it
+SINGLE_MACHINE = ("retrieve",)
+
+
+def corpus_function_specs(context: Any) -> list[Any]:
+    """The corpus functions as engine-neutral UdfSpecs (what a Spark session registers)."""
+    from ..python_udfs import UdfSpec
+
+    functions = CorpusFunctions(context)
+    return [UdfSpec(name=name, function=_guard(getattr(functions, name)), parameters=tuple(parameters),
+                    returns=returns, vectorized=kind == "arrow", path="<sqlsynth>/corpus/sql_functions.py")
+            for name, parameters, returns, kind in SIGNATURES if name not in SINGLE_MACHINE]
+
+
 def register_corpus_functions(connection: Any, context: Any) -> CorpusFunctions:
     """Register the corpus functions on one DuckDB connection (cursors of it see them too)."""
     import duckdb
 
     t = duckdb.sqltype
     functions = CorpusFunctions(context)
-    specs = [
-        ("html_to_text", functions.html_to_text, ["VARCHAR"], "VARCHAR", "native"),
-        ("token_count", functions.token_count, ["VARCHAR", "VARCHAR"], "INTEGER", "arrow"),
-        ("chunk_text", functions.chunk_text, ["VARCHAR", "INTEGER", "INTEGER"], "VARCHAR[]", "arrow"),
-        ("embed", functions.embed, ["VARCHAR"], "FLOAT[]", "arrow"),
-        ("retrieve", functions.retrieve, ["VARCHAR", "VARCHAR", "INTEGER"], CHUNKS, "arrow"),
-        ("trim_context", functions.trim_context, [CHUNKS, "INTEGER", "VARCHAR"], TRIMMED, "arrow"),
-        ("context_window", functions.context_window, ["VARCHAR"], "INTEGER", "native"),
-        ("read_documents", functions.read_documents, ["VARCHAR"], f"{DOCUMENT}[]", "native"),
-    ]
     taken = {row[0] for row in connection.execute(
         "select function_name from duckdb_functions() where function_type = 'scalar' and function_name in "
-        f"({', '.join('?' for _ in specs)})", [s[0] for s in specs]).fetchall()}
-    for name, function, parameters, returns, kind in specs:
+        f"({', '.join('?' for _ in SIGNATURES)})", [s[0] for s in SIGNATURES]).fetchall()}
+    for name, parameters, returns, kind in SIGNATURES:
         if name in taken:  # a project's own udfs/ function of that name wins
             continue
-        connection.create_function(name, _guard(function), [t(p) for p in parameters], t(returns), type=kind)
+        connection.create_function(name, _guard(getattr(functions, name)), [t(p) for p in parameters],
+                                   t(returns), type=kind)
     return functions
-

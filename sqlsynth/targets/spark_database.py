@@ -43,7 +43,7 @@ class SparkDatabase:
     def __init__(self, project: Project, spark: Any):
         self.project, self.spark = project, spark
         self.full_refresh = False  # set by the runner: incremental models rebuild when true
-        self.functions = None  # Python functions are not registered on Spark yet (refused at compile)
+        self.functions = None  # DuckDB's FunctionContext; Python functions on Spark: spark_udfs.py
 
     def cursor(self) -> SparkCursor:
         return SparkCursor(self.spark)

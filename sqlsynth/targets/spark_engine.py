@@ -25,6 +25,8 @@ from .spark_materialize import MATERIALIZERS, incremental_strategy, load_seed
 from .spark_sql import PYTHON_FUNCTIONS, to_spark_sql
 
 SUPPORTED_MATERIALIZATIONS = ("view", "table", "ephemeral", "incremental", "external")
+# Python functions are session functions on Spark: a persistent view (view, external) cannot call them
+PERSISTENT_VIEWS = ("view", "external")
 
 
 class SparkCompiler(Compiler):
@@ -40,6 +42,11 @@ class SparkCompiler(Compiler):
 
     def _compile_rendered(self, node: Node, rendered: str, source: str) -> str:
         """The shared compile()/cte_chain() call this to turn one rendered node into runnable SQL."""
+        if node.resource_type == NodeType.MODEL and node.materialized == "vector_index":
+            raise CompileError(f"model '{node.name}': materialized='vector_index' is single-machine in this "
+                               "release and cannot be built on Spark", path=node.original_file_path,
+                               hint="build the vector index (and the models that call retrieve()) with "
+                                    "--target duckdb; select around it with --exclude")
         if node.resource_type == NodeType.MODEL and node.materialized not in SUPPORTED_MATERIALIZATIONS:
             raise CompileError(f"model '{node.name}': materialized='{node.materialized}' is not "
                                "implemented on Spark yet", path=node.original_file_path,
@@ -49,7 +56,8 @@ class SparkCompiler(Compiler):
         dialect = str(node.config.get("dialect") or "duckdb").lower()
         staged = node.resource_type == NodeType.MODEL and node.materialized in ("table", "incremental")
         planner = _AIPlanner(self.project, node, self.ai_stages) if staged else None
-        sql = to_spark_sql(rendered, node, dialect, self._relations, self._python, self._native, planner)
+        python = self._python if node.materialized in PERSISTENT_VIEWS else frozenset()
+        sql = to_spark_sql(rendered, node, dialect, self._relations, python, self._native, planner)
         return describe(self.ai_stages.get(node.unique_id, [])) + sql
 
 
@@ -98,6 +106,9 @@ class SparkRunner(Runner):
 def spark_engine(project: Project) -> Iterator[tuple[SparkDatabase, type[Compiler], type[Runner]]]:
     """The Spark counterpart of `with Database(project)`: a live session for the chosen target."""
     from .spark_session import open_session
+    from .spark_udfs import register_python_functions
 
     spark = open_session(project.target_name, project.target, project.target_dir / "spark")
+    register_python_functions(spark, project, connect=not project.target.remote.startswith("local")
+                              if project.target.type == "spark" else True)
     yield SparkDatabase(project, spark), SparkCompiler, SparkRunner

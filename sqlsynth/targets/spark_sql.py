@@ -31,6 +31,9 @@ REFUSED = {
     "ai_query": ("on Spark ai_query runs staged in table and incremental models only (a view, ephemeral "
                  "model or test would call it again at every read)",
                  "materialize the model that calls ai_query as a table (config(materialized='table'))"),
+    "retrieve": ("retrieve() and vector_index are single-machine in this release (the vector store lives "
+                 "in target/ of the machine that built it)",
+                 "build the models that call retrieve() with --target duckdb (select around them with --exclude)"),
     "hash": ("hash() differs between DuckDB (64-bit) and Spark (32-bit murmur3)",
              "md5(cast(x as varchar)) gives the same value on both engines"),
 }
@@ -63,8 +66,9 @@ def _check_functions(tree: exp.Expression, node: Any, python_names: set[str]) ->
             if name in REFUSED:
                 raise _refuse(node, name, *REFUSED[name])
             if name in python_names:
-                raise _refuse(node, name, "Python functions are not registered on Spark yet",
-                              "compute this column in a model built with --target duckdb")
+                raise _refuse(node, name, "a Python function is a session function on Spark, which a "
+                              f"persistent view ({node.materialized} model) cannot call",
+                              "materialize this model as a table (config(materialized='table'))")
             if name in DUCKDB_ONLY:
                 raise _refuse(node, name, "a DuckDB-only function", f"the portable spelling: {DUCKDB_ONLY[name]}")
 
