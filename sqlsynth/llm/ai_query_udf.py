@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .runtime import quiet_gc
 from .transform import UDF_NAME
 
 MACRO_SQL = f"""
@@ -46,8 +47,9 @@ class AIQueryFunction:
         for i in range(rows):
             ep, _, rf, _, fail, label = (c[i] for c in columns)
             groups.setdefault((ep, rf, fail is not False, label), []).append(i)
-        for (ep, rf, fail, label), indices in groups.items():
-            self._answer_group(ep, rf, fail, label, indices, columns, out)
+        with quiet_gc():
+            for (ep, rf, fail, label), indices in groups.items():
+                self._answer_group(ep, rf, fail, label, indices, columns, out)
         return pa.array(out, type=pa.string())
 
     def _answer_group(self, endpoint: str | None, response_format: str | None, fail: bool, node: str | None,

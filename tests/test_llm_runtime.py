@@ -1,0 +1,70 @@
+"""llm/runtime.py: the process settings ai_query changes while it runs are scoped and restored."""
+
+from __future__ import annotations
+
+import gc
+import threading
+
+import duckdb
+
+from sqlsynth.llm.runtime import YOUNG_THRESHOLD, one_duckdb_thread, quiet_gc
+
+
+def test_quiet_gc_freezes_and_restores_when_the_last_user_leaves():
+    before = gc.get_threshold()
+    with quiet_gc():
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        assert gc.get_threshold()[0] == max(YOUNG_THRESHOLD, before[0])
+        with quiet_gc():  # a second batch (another DuckDB thread) at the same time
+            pass
+        assert gc.get_threshold()[0] == max(YOUNG_THRESHOLD, before[0])  # still in use
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
+
+
+def test_quiet_gc_restores_after_an_exception():
+    before = gc.get_threshold()
+    try:
+        with quiet_gc():
+            raise KeyError("boom")
+    except KeyError:
+        pass
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+
+def _threads(con) -> int:
+    return con.execute("select current_setting('threads')").fetchall()[0][0]
+
+
+def test_one_duckdb_thread_only_for_ai_query_statements_and_restored():
+    con = duckdb.connect()
+    con.execute("set threads = 3")
+    with one_duckdb_thread(con, con.cursor(), calls_ai_query=False):
+        assert _threads(con) == 3
+    outer = con.cursor()
+    with one_duckdb_thread(con, outer, calls_ai_query=True):
+        assert _threads(con) == 1
+        inner_done = threading.Event()
+
+        def other_model() -> None:  # a second ai_query model on another runner thread
+            cur = con.cursor()
+            with one_duckdb_thread(con, cur, calls_ai_query=True):
+                assert _threads(cur) == 1
+            inner_done.set()
+        worker = threading.Thread(target=other_model)
+        worker.start()
+        worker.join()
+        assert inner_done.is_set() and _threads(con) == 1  # the outer statement still runs
+    assert _threads(con) == 3
+
+
+def test_one_duckdb_thread_restores_after_a_failing_statement():
+    con = duckdb.connect()
+    con.execute("set threads = 2")
+    try:
+        with one_duckdb_thread(con, con.cursor(), calls_ai_query=True):
+            con.execute("select * from no_such_table")
+    except duckdb.CatalogException:
+        pass
+    assert _threads(con) == 2
