@@ -1,16 +1,19 @@
 """Run time of staged ai_query on Spark (the plan is made at compile time by spark_ai_plan.py).
 
-Per stage, before the model's SELECT runs:
-1. the request query gives one row per request; distinct fingerprints are keyed in the executors by
+Each stage is one Spark job before the model's SELECT runs (a second one, counting the misses, only
+when an endpoint sets max_calls):
+1. the request query gives one row per request; its fingerprints are keyed in the executors by
    BatchAnswerer.keys — the very key function the DuckDB path uses (sqlsynth/llm/batch.py);
-2. keys already in sqlsynth.cache are dropped (anti-join), the rest de-duplicated and repartitioned
-   to P tasks; each task answers its rows through BatchAnswerer.answer — the DuckDB path's retries,
-   backoff, rate limits, structured-output validation and re-asks — with the endpoint's
-   max_concurrency split over the P tasks (c = max_concurrency / P in flight per task, so the server
-   sees at most max_concurrency in all);
+2. the keyed rows are left-joined with sqlsynth.cache and hash-partitioned by key to P tasks (equal
+   keys meet in one task, so none is sent twice); each task passes cached rows through and answers
+   the rest through BatchAnswerer.answer — the DuckDB path's retries, backoff, rate limits,
+   structured-output validation and re-asks — with the endpoint's max_concurrency split over the P
+   tasks (c = max_concurrency / P in flight per task, so the server sees at most max_concurrency);
+   the tasks also count rows, cache hits, calls and errors (no separate count jobs);
 3. answers are spooled as they complete (spark_ai_spool.py) and moved into sqlsynth.cache, every call
-   into sqlsynth.calls;
-4. the stage's answers view (fingerprint → cached answer, or this run's error) is what the SELECT joins.
+   into sqlsynth.calls, once, after the job;
+4. the job's output, kept (localCheckpoint), is the answers view (fingerprint → answer or this run's
+   error) the SELECT joins.
 """
 
 from __future__ import annotations
@@ -32,8 +35,10 @@ from .spark_ai_spool import SCHEMA, SpoolCache, ensure_tables, ingest
 _one_stage_at_a_time = threading.Lock()
 CHUNK_ROWS = 4096  # rows per BatchAnswerer.answer call in a task (DuckDB hands it 2,048)
 KEYED_SCHEMA = "fp string, key string, endpoint string, request string, parameters string"
-OUTCOME_SCHEMA = ("key string, endpoint string, error string, calls long, retries long, "
-                  "prompt_tokens long, completion_tokens long, cost double")
+# per answer: fp .. finish; per task and endpoint (fp NULL): the counters
+ANSWER_SCHEMA = ("fp string, endpoint string, response string, error string, finish string, rows long, "
+                 "cached long, errors long, calls long, retries long, prompt_tokens long, completion_tokens long, "
+                 "cost double")
 
 
 def _unwrap(text: str | None, field: str) -> str | None:
@@ -57,7 +62,8 @@ class KeyRequests:
 
         answerer = BatchAnswerer(None, self.config, self.models)  # type: ignore[arg-type]  # keys() reads no cache
         for batch in batches:
-            rows = batch.to_pylist()
+            # rows asking the same (fp) are keyed once; AnswerRows de-duplicates across batches
+            rows = list({row["fp"]: row for row in batch.to_pylist() if row["fp"] is not None}.values())
             for row in rows:
                 row["request"] = _unwrap(row["request"], "r")
                 row["parameters"] = _unwrap(row["parameters"], "p")
@@ -67,11 +73,14 @@ class KeyRequests:
                 for row, key in zip(group, keys, strict=True):
                     row["key"] = key
             yield pa.RecordBatch.from_pylist(
-                [{k: r[k] for k in ("fp", "key", "endpoint", "request", "parameters")} for r in rows])
+                [{k: r[k] for k in ("fp", "key", "endpoint", "request", "parameters")} for r in rows],
+                schema=_keyed_schema())
 
 
-class CallMisses:
-    """mapInArrow over one of the P partitions of cache misses: answer them, spool as they complete."""
+class AnswerRows:
+    """mapInArrow over one of the P partitions of keyed requests (hash-partitioned by key, so equal keys
+    meet in one task): cached rows pass through, misses are answered and spooled as they complete.
+    Yields one answer per distinct fingerprint, then one counters row per endpoint (fp NULL)."""
 
     def __init__(self, config: Any, models: dict[str, Any], response_format: str | None, node: str,
                  spool: str):
@@ -79,35 +88,68 @@ class CallMisses:
         self.node, self.spool = node, spool
 
     def __call__(self, batches: Any) -> Any:
-        import pyarrow as pa
-
         from ..llm import usage
         from ..llm.batch import BatchAnswerer
 
         usage.reset_usage()  # this worker process's counters: one task at a time
         answerer = BatchAnswerer(SpoolCache(self.spool), self.config, self.models)  # type: ignore[arg-type]
-        rows = [row for batch in batches for row in batch.to_pylist()]
-        for endpoint, group in _by_endpoint(rows).items():
-            for start in range(0, len(group), CHUNK_ROWS):
-                chunk = group[start:start + CHUNK_ROWS]
+        unique = {row["fp"]: row for batch in batches for row in batch.to_pylist()}
+        tallies: dict[str, dict[str, int]] = {}
+        for endpoint, group in _by_endpoint(list(unique.values())).items():
+            hits = [r for r in group if r["cached"] is not None]
+            misses = [r for r in group if r["cached"] is None]
+            tally = tallies[endpoint] = {"rows": len(group), "cached": len(hits), "errors": 0}
+            if hits:
+                yield _answers([(r["fp"], endpoint, r["cached"], None, r["cached_finish"]) for r in hits])
+            for start in range(0, len(misses), CHUNK_ROWS):
+                chunk = misses[start:start + CHUNK_ROWS]
                 outcomes = answerer.answer(endpoint, [r["request"] for r in chunk], self.response_format,
                                            [r["parameters"] for r in chunk], self.node)
-                yield pa.RecordBatch.from_pylist(
-                    [{"key": r["key"], "endpoint": endpoint, "error": o.error} for r, o in zip(chunk, outcomes, strict=True)],
-                    schema=_outcome_schema())
-        summary = usage.usage_summary()["endpoints"]
-        yield pa.RecordBatch.from_pylist(
-            [{"key": None, "endpoint": name, "error": None, **{k: c[k] for k in
-              ("calls", "retries", "prompt_tokens", "completion_tokens", "cost")}}
-             for name, c in summary.items()], schema=_outcome_schema())
+                tally["errors"] += sum(o.error is not None for o in outcomes)
+                yield _answers([(r["fp"], endpoint, *_answer_of(o)) for r, o in zip(chunk, outcomes, strict=True)])
+        yield _counters(tallies, usage.usage_summary()["endpoints"])
 
 
-def _outcome_schema() -> Any:
+def _answer_of(outcome: Any) -> tuple[str | None, str | None, str | None]:
+    """(response, error, finish) as the cache table holds a success (an empty answer is '')."""
+    if outcome.error is not None:
+        return None, outcome.error, "error"
+    return outcome.value or "", None, outcome.finish_reason
+
+
+def _answers(rows: list[tuple]) -> Any:
     import pyarrow as pa
 
-    return pa.schema([("key", pa.string()), ("endpoint", pa.string()), ("error", pa.string()),
-                      ("calls", pa.int64()), ("retries", pa.int64()), ("prompt_tokens", pa.int64()),
-                      ("completion_tokens", pa.int64()), ("cost", pa.float64())])
+    names = ("fp", "endpoint", "response", "error", "finish")
+    return pa.RecordBatch.from_pylist([dict(zip(names, r, strict=True)) for r in rows], schema=_answer_schema())
+
+
+def _counters(tallies: dict[str, dict[str, int]], spent: dict[str, dict[str, Any]]) -> Any:
+    """One row per endpoint: rows, cached (the table's and the spool's), errors, and what was spent."""
+    import pyarrow as pa
+
+    rows = []
+    for name, tally in tallies.items():
+        used = spent.get(name, {})
+        rows.append({"fp": None, "endpoint": name, "rows": tally["rows"], "errors": tally["errors"],
+                     "cached": tally["cached"] + int(used.get("cached", 0)),
+                     **{k: used.get(k, 0) for k in ("calls", "retries", "prompt_tokens", "completion_tokens", "cost")}})
+    return pa.RecordBatch.from_pylist(rows, schema=_answer_schema())
+
+
+def _arrow_schema(ddl: str) -> Any:
+    import pyarrow as pa
+
+    return pa.schema([(name, {"string": pa.string(), "long": pa.int64(), "double": pa.float64()}[kind])
+                      for name, kind in (c.split() for c in ddl.split(", "))])
+
+
+def _answer_schema() -> Any:
+    return _arrow_schema(ANSWER_SCHEMA)
+
+
+def _keyed_schema() -> Any:
+    return _arrow_schema(KEYED_SCHEMA)
 
 
 def _by_endpoint(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -147,13 +189,10 @@ def partitions(db: Any) -> int:
         return int(db.spark.conf.get("spark.sql.shuffle.partitions", "2"))
 
 
-def _task_config(config: Any, endpoint_names: list[str], tasks: int) -> Any:
+def _task_config(config: Any, tasks: int) -> Any:
     """The project config the tasks see: each endpoint's limits divided over the P tasks."""
-    from ..llm import endpoints
-
     changed = dict(config.endpoints)
-    for name in endpoint_names:
-        endpoint = endpoints.resolve(name, config)
+    for name, endpoint in config.endpoints.items():
         update: dict[str, Any] = {"max_concurrency": max(1, endpoint.max_concurrency // tasks)}
         for limit in ("requests_per_minute", "tokens_per_minute"):
             if getattr(endpoint, limit):
@@ -173,13 +212,17 @@ def _shippable(models: dict[str, Any]) -> dict[str, Any]:
     return models
 
 
-def _check_budget(db: Any, needed: dict[str, int]) -> None:
-    from ..llm import endpoints
+def _check_budget(db: Any, joined: Any) -> None:
+    """max_calls is checked before anything is sent: only then do the misses get counted first (a job)."""
     from ..llm.usage import calls_made
 
+    limits = {name: e.max_calls for name, e in db.project.config.endpoints.items() if e.max_calls is not None}
+    if not limits:
+        return
+    misses = joined.where("cached is null").select("endpoint", "key").distinct().groupBy("endpoint").count()
+    needed = {r["endpoint"]: r["count"] for r in misses.collect()}
     for name, count in needed.items():
-        limit = endpoints.resolve(name, db.project.config).max_calls
-        made = calls_made(name)
+        limit, made = limits.get(name), calls_made(name)
         if limit is not None and made + count > limit:
             raise BudgetError(f"endpoint '{name}': {count} uncached calls needed now, {made} already made "
                               f"in this run, max_calls is {limit}",
@@ -194,77 +237,52 @@ def _spark_task_error(exc: Exception) -> LLMError:
     return LLMError(f"ai_query on Spark failed: {message[:400]}")
 
 
-def _record_usage(node: str, summaries: list[Any], rows: dict[str, int], cached: dict[str, int],
-                  errors: dict[str, int]) -> None:
+def _record_usage(node: str, counters: list[Any]) -> dict[str, tuple[int, int]]:
+    """Add the tasks' counters to this run's usage; endpoint → (rows, rows that failed)."""
     from ..llm.usage import Counters, record
 
     spent: dict[str, Counters] = {}
-    for row in summaries:
-        counters = spent.setdefault(row["endpoint"], Counters())
-        counters.add(Counters(calls=row["calls"], retries=row["retries"], prompt_tokens=row["prompt_tokens"],
-                              completion_tokens=row["completion_tokens"], cost=row["cost"]))
-    for name, total in rows.items():
-        counters = spent.setdefault(name, Counters())
-        counters.rows, counters.cached, counters.errors = total, cached.get(name, 0), errors.get(name, 0)
-        record(name, node, counters)
+    for row in counters:
+        spent.setdefault(row["endpoint"], Counters()).add(Counters(**{k: row[k] for k in (
+            "rows", "cached", "errors", "calls", "retries", "prompt_tokens", "completion_tokens", "cost")}))
+    for name, total in spent.items():
+        record(name, node, total)
+    return {name: (total.rows, total.errors) for name, total in spent.items()}
 
 
-def _call_misses(db: Any, stage: AIStage, misses: Any, needed: dict[str, int], spool: str) -> Any:
-    """Send the misses (P tasks, c in flight each); their outcomes, computed exactly once."""
-    tasks = max(1, min(partitions(db), sum(needed.values())))
-    config = _task_config(db.project.config, list(needed), tasks)
-    function = CallMisses(config, _shippable(db.project.pydantic_models), stage.response_format, stage.node,
-                          spool)
+def _answer(db: Any, stage: AIStage, joined: Any, spool: str) -> Any:
+    """Send the misses (P tasks, c in flight each): the stage's answers and counters, computed once."""
+    tasks = partitions(db)
+    function = AnswerRows(_task_config(db.project.config, tasks), _shippable(db.project.pydantic_models),
+                          stage.response_format, stage.node, spool)
     try:
-        return misses.repartition(tasks).mapInArrow(function, OUTCOME_SCHEMA).localCheckpoint(eager=True)
+        return joined.repartition(tasks, "key").mapInArrow(function, ANSWER_SCHEMA).localCheckpoint(eager=True)
     finally:
         ingest(db.spark, spool)  # whatever was answered, even if the job failed
 
 
 def run_stage(db: Any, stage: AIStage, spool: str) -> None:
+    """One Spark job: the request query, keyed in the executors, left-joined with the cache, answered."""
     spark = db.spark
-    requests = spark.sql(stage.request_sql).where("fp is not null").dropDuplicates(["fp"])
-    function = KeyRequests(db.project.config, _shippable(db.project.pydantic_models), stage.response_format)
-    keyed = requests.mapInArrow(function, KEYED_SCHEMA).localCheckpoint(eager=True)
-    keyed_view = f"{stage.view}__keyed"  # per stage: models run in parallel threads on one session
-    keyed.createOrReplaceTempView(keyed_view)
-    misses = spark.sql(f"""select key, first(endpoint) as endpoint, first(request) as request,
-                                  first(parameters) as parameters
-                           from {keyed_view} k where not exists (select 1 from {SCHEMA}.cache c where c.key = k.key)
-                           group by key""")
-    rows = {r["endpoint"]: r["n"] for r in keyed.groupBy("endpoint").count().withColumnRenamed("count", "n").collect()}
-    needed = {r["endpoint"]: r["n"] for r in misses.groupBy("endpoint").count().withColumnRenamed("count", "n").collect()}
-    _check_budget(db, needed)
-    errors_sql, summaries, failed = "select cast(null as string) as key, cast(null as string) as error limit 0", [], {}
-    if needed:
-        outcomes = _call_misses(db, stage, misses, needed, spool)
-        outcomes.createOrReplaceTempView(f"{stage.view}__outcomes")
-        errors_sql = f"select key, error from {stage.view}__outcomes where key is not null and error is not null"
-        summaries = outcomes.where("key is null").collect()
-        failed = {r["endpoint"]: r["n"] for r in outcomes.where("key is not null and error is not null")
-                  .groupBy("endpoint").count().withColumnRenamed("count", "n").collect()}
-    cached = {name: total - needed.get(name, 0) for name, total in rows.items()}
-    _record_usage(stage.node, summaries, rows, cached, failed)
-    spark.sql(f"""
-        create or replace temporary view {stage.view} as
-        select k.fp as {FP}, c.response as {RESPONSE}, e.error as {ERROR},
-               case when c.key is not null then c.finish_reason when e.error is not null then 'error' end as {FINISH}
-        from {keyed_view} k
-        left join {SCHEMA}.cache c on c.key = k.key
-        left join ({errors_sql}) e on e.key = k.key""")
+    keyed = spark.sql(stage.request_sql).mapInArrow(
+        KeyRequests(db.project.config, _shippable(db.project.pydantic_models), stage.response_format), KEYED_SCHEMA)
+    cache = spark.table(f"{SCHEMA}.cache").selectExpr("key", "response as cached", "finish_reason as cached_finish")
+    joined = keyed.join(cache, "key", "left")
+    _check_budget(db, joined)
+    answers = _answer(db, stage, joined, spool)
+    outcome = _record_usage(stage.node, answers.where("fp is null").collect())
+    answers.where("fp is not null").selectExpr(
+        f"fp as {FP}", f"response as {RESPONSE}", f"error as {ERROR}", f"finish as {FINISH}",
+    ).createOrReplaceTempView(stage.view)
+    failed = {name: counts for name, counts in outcome.items() if counts[1]}
     if stage.fail_on_error and failed:
-        _raise_failed(spark, stage, failed, rows)
-
-
-def _raise_failed(spark: Any, stage: AIStage, failed: dict[str, int], rows: dict[str, int]) -> None:
-    endpoint, count = next(iter(failed.items()))
-    first = spark.sql(f"select error from {stage.view}__outcomes where endpoint = :e and error is not null "
-                      "limit 1", args={"e": endpoint}).collect()[0][0]
-    raise LLMCallError(
-        f"model '{stage.node}': ai_query on endpoint '{endpoint}' failed for {count} of {rows[endpoint]} rows; "
-        f"first error: {first}",
-        hint="rows that succeeded are cached, so a re-run only retries the failed ones; "
-             "or pass failOnError := false to keep going and get the error per row")
+        endpoint, (rows, errors) = next(iter(failed.items()))
+        first = answers.where(answers.endpoint == endpoint).where("error is not null").limit(1).collect()[0]["error"]
+        raise LLMCallError(
+            f"model '{stage.node}': ai_query on endpoint '{endpoint}' failed for {errors} of {rows} rows; "
+            f"first error: {first}",
+            hint="rows that succeeded are cached, so a re-run only retries the failed ones; "
+                 "or pass failOnError := false to keep going and get the error per row")
 
 
 def run_stages(db: Any, stages: list[AIStage]) -> None:

@@ -125,39 +125,40 @@ def ensure_tables(spark: Any, table_format: str) -> None:
             spark.sql(f"create table if not exists {SCHEMA}.{table} ({ddl}) using {table_format}")
 
 
-def ingest(spark: Any, root: str) -> int:
-    """Move spooled answers into sqlsynth.cache (first answer per key wins) and calls into sqlsynth.calls;
-    the number of answers added. A file is deleted only after its rows are in the table."""
+def ingest(spark: Any, root: str) -> None:
+    """Move spooled answers into sqlsynth.cache (first answer per key wins, a key already cached is kept)
+    and calls into sqlsynth.calls: one insert per table. A file is deleted only after its rows are in."""
     with _ingest_lock:  # models run in parallel threads: one mover at a time, so no key is added twice
-        return _ingest(spark, root)
+        for table in TABLES:
+            _ingest(spark, root, table)
 
 
-def _ingest(spark: Any, root: str) -> int:
+def _ingest(spark: Any, root: str, table: str) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    added = 0
-    for table, columns in TABLES.items():
-        filesystem, paths = _files(root, table)
-        for start in range(0, len(paths), INGEST_FILES):
-            chunk = paths[start:start + INGEST_FILES]
-            data = pa.concat_tables([pq.read_table(p, filesystem=filesystem) for p in chunk])
-            spark.createDataFrame(data).createOrReplaceTempView("__sqlsynth_spool")
-            names = ", ".join(f"cast(`{name}` as {kind})" for name, kind in columns)
-            if table == "cache":
-                added += _insert_new_answers(spark, names)
-            else:
-                spark.sql(f"insert into {SCHEMA}.calls select {names} from __sqlsynth_spool")
-            for path in chunk:
-                filesystem.delete_file(path)
-    return added
+    columns = TABLES[table]
+    filesystem, paths = _files(root, table)
+    for start in range(0, len(paths), INGEST_FILES):
+        chunk = paths[start:start + INGEST_FILES]
+        data = pa.concat_tables([pq.read_table(p, filesystem=filesystem) for p in chunk])
+        names = ", ".join(f"cast(`{name}` as {kind})" for name, kind in columns)
+        new_only = ""
+        if table == "cache":
+            data = _first_per_key(data)
+            new_only = f" s where not exists (select 1 from {SCHEMA}.cache c where c.key = s.key)"
+        # an append reads the files listed when it is planned: the anti-join never sees its own rows
+        spark.createDataFrame(data).createOrReplaceTempView("__sqlsynth_spool")
+        spark.sql(f"insert into {SCHEMA}.{table} select {names} from __sqlsynth_spool{new_only}")
+        for path in chunk:
+            filesystem.delete_file(path)
 
 
-def _insert_new_answers(spark: Any, names: str) -> int:
-    fresh = spark.sql(f"""
-        select {names} from (
-            select *, row_number() over (partition by key order by created_at) as __n from __sqlsynth_spool) s
-        where __n = 1 and not exists (select 1 from {SCHEMA}.cache c where c.key = s.key)""")
-    fresh = fresh.localCheckpoint()  # read before the insert changes the table it anti-joins
-    fresh.write.insertInto(f"{SCHEMA}.cache")
-    return fresh.count()
+def _first_per_key(data: Any) -> Any:
+    """The earliest answer of each key (a retried task may have spooled one twice)."""
+    import pyarrow as pa
+
+    data = data.sort_by([("created_at", "ascending")])
+    first = data.append_column("__n", pa.array(range(data.num_rows), pa.int64())) \
+        .group_by("key", use_threads=False).aggregate([("__n", "min")]).column("__n_min")
+    return data.take(first)

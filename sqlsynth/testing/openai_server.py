@@ -58,11 +58,27 @@ class ServerStats:
     batches: int = 0            # batches created
     batch_lines: int = 0        # requests submitted in batches
     batch_polls: int = 0        # GET /batches/{id}
+    in_flight: int = 0          # chat requests being answered now
+    max_in_flight: int = 0      # the most at once: what a client really keeps in flight
+    busy_s: float = 0.0         # time with at least one chat request in flight
+    _busy_since: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {"requests": self.requests, "statuses": dict(self.statuses), "faults": dict(self.faults),
                 "prompts": dict(self.prompts), "batches": self.batches, "batch_lines": self.batch_lines,
-                "batch_polls": self.batch_polls}
+                "batch_polls": self.batch_polls, "max_in_flight": self.max_in_flight,
+                "busy_s": round(self.busy_s, 3)}
+
+    def enter(self) -> None:
+        if self.in_flight == 0:
+            self._busy_since = time.monotonic()
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def leave(self) -> None:
+        self.in_flight -= 1
+        if self.in_flight == 0:
+            self.busy_s += time.monotonic() - self._busy_since
 
 
 # --------------------------------------------------------------------------- answers
@@ -258,7 +274,11 @@ class OpenAIServer:
         if not path.endswith("/chat/completions") or method != "POST":
             return 404, _error_body(404, f"no route {path}"), {}
         self.stats.requests += 1
-        status, payload, extra = await self._chat(headers, raw)
+        self.stats.enter()
+        try:
+            status, payload, extra = await self._chat(headers, raw)
+        finally:
+            self.stats.leave()
         self.stats.statuses[status] += 1
         return status, payload, extra
 
