@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from test_ai_query_cli import cli
 
 from helpers import query
@@ -167,3 +168,34 @@ def test_a_call_in_a_subquery_falls_back_to_a_batch_per_chunk_and_says_so(tmp_pa
         assert "not one per model: ai_query inside a subquery" in " ".join((done.stdout + done.stderr).split())
         assert server.stats.batches == 1 and server.stats.batch_lines == 30  # 30 rows: one chunk
         assert q(project, "select count(*) from a where r = 'reply: q ' || i") == [(30,)]
+
+
+@pytest.mark.parametrize("batch", [True, False])
+@pytest.mark.parametrize("fail", [True, False])
+def test_a_wrong_key_shows_the_401_and_the_variable_to_fix(tmp_path, monkeypatch, batch, fail):
+    monkeypatch.setenv("TEACHER_KEY", "sk-wrong-key-value")
+    with stub(api_key="sk-right") as server:
+        project = make(tmp_path, server.url, "" if fail else ", failOnError := false")
+        text = (project / "project.yml").read_text().replace("    batch: true\n", "    batch: true\n" if batch else "    max_concurrency: 4\n")
+        (project / "project.yml").write_text(text + "    api_key_env: TEACHER_KEY\n")
+        done = cli(project, "run")
+    output = done.stdout + done.stderr
+    assert "sk-wrong-key-value" not in output and "Traceback" not in output
+    if fail or batch:  # the model fails (batch mode: the upload itself is refused), naming file, cause and fix
+        assert done.returncode == 1, output
+        [line] = [line for line in output.splitlines() if line.startswith("ERROR a:")]
+        assert "models/a.sql" in line and "HTTP 401" in line and "TEACHER_KEY" in line, line
+        assert "not sent" not in line
+    else:  # every row carries the cause; the rows never sent say so, with the cause
+        assert done.returncode == 0, output
+        errors = q(project, "select r.errorMessage from a")
+        assert len(errors) == ROWS and all("HTTP 401" in e and "TEACHER_KEY" in e for (e,) in errors)
+        assert 1 <= sum(not e.startswith("not sent") for (e,) in errors) <= 4  # those in flight when it came
+
+
+def test_the_error_summary_names_the_cause_not_a_row_stopped_by_it():
+    from sqlsynth.llm.batch import root_error
+
+    stopped = "not sent: endpoint 't' was stopped by an earlier error (HTTP 401 ...)"
+    assert root_error([stopped, "HTTP 401 from x: bad key", stopped]) == "HTTP 401 from x: bad key"
+    assert root_error([stopped]) == stopped

@@ -70,7 +70,7 @@ def test_hanging_server_times_out_and_reports():
     assert "timeout_s=0.2" in result.error and result.attempts == 2
 
 
-@pytest.mark.parametrize("status, words", [(401, "API key"), (404, "check base_url"), (400, "HTTP 400")])
+@pytest.mark.parametrize("status, words", [(401, "api_key_env"), (404, "check base_url"), (400, "HTTP 400")])
 def test_fatal_statuses_fail_fast_without_retries(status, words):
     with stub(always_status=status) as server:
         results = ask(backend(server.url, max_retries=5), ["a", "b", "c"])

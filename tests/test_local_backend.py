@@ -319,11 +319,26 @@ def test_chat_template_failure_is_a_per_request_error(tiny_dir, monkeypatch):
 
 
 def test_endpoint_defaults_are_overridden_per_request(tiny_dir):
-    b = backend(tiny_dir, parameters={"max_tokens": 3, "temperature": 1.0, "seed": 5})
-    default = b.generate_many([ask("hi")])[0]
-    assert default.completion_tokens <= 3
-    longer = b.generate_many([ask("hi", max_new_tokens=9)])[0]
-    assert longer.completion_tokens > 3
+    """The engine merges the endpoint's defaults into each request once (params.effective); the backend
+    generates with what the request carries."""
+    import duckdb
+
+    from sqlsynth.config import ProjectConfig
+    from sqlsynth.llm.batch import BatchAnswerer
+    from sqlsynth.llm.cache import Cache
+
+    endpoint = {"provider": "transformers", "model": str(tiny_dir), "device": "cpu",
+                "parameters": {"max_tokens": 3, "temperature": 1.0, "seed": 5}}
+    con = duckdb.connect()
+    cache = Cache(con)
+    try:
+        answerer = BatchAnswerer(cache, ProjectConfig(name="p", endpoints={"local": endpoint}))
+        answerer.answer("local", ['"hi"', '"hi"'], None, [None, '{"max_new_tokens": 9}'])
+        tokens = con.execute("select completion_tokens from sqlsynth.cache order by 1").fetchall()
+    finally:
+        cache.close()
+        con.close()
+    assert tokens[0][0] <= 3 < tokens[1][0]
 
 
 def test_model_is_loaded_once_per_process(tiny_dir, monkeypatch):

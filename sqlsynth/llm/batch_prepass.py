@@ -27,6 +27,7 @@ import sqlglot
 from sqlglot import exp
 
 from ..console import console
+from ..errors import SqlsynthError
 from . import endpoints
 from .batch import BatchAnswerer, forget_prepared, prepared, root_error
 from .cache import Cache
@@ -57,7 +58,12 @@ def batch_first(ctx: Any) -> Iterator[None]:
     """Build preparer: a model's batch-endpoint requests go as one provider batch before its SQL runs."""
     nodes: set[str] = set()
     try:
-        _answer_model(ctx, nodes)
+        try:
+            _answer_model(ctx, nodes)
+        except SqlsynthError as exc:  # name the model's file, as a failure inside its SQL does
+            if exc.path is not None:
+                raise
+            raise type(exc)(exc.message, path=ctx.node.original_file_path, hint=exc.hint) from None
         yield
     finally:
         for node in nodes:

@@ -324,9 +324,16 @@ class OpenAIBackend:
     def describe(self, exc: StatusError) -> str:
         status = exc.status
         text = f"HTTP {status} from {self.base_url}: {exc.message}"
-        hints = {401: " (check the API key variable)", 403: " (the key may not have access to this model)",
+        hints = {401: f" ({self._key_hint()})", 403: " (the key may not have access to this model)",
                  404: f" (check base_url and model '{self.endpoint.model}')"}
         return self.scrub(text + hints.get(status, ""))
+
+    def _key_hint(self) -> str:
+        """What to fix on a 401: the variable the key comes from (never its value)."""
+        variable = self.endpoint.api_key_env
+        if variable:
+            return f"check the key in {variable}, the endpoint's api_key_env"
+        return "the endpoint sends no key: add api_key_env: NAME_OF_THE_KEY_VARIABLE to it in project.yml"
 
     def scrub(self, text: str) -> str:
         """Never let the key (or a credential in base_url) reach a message, a log row or the database:

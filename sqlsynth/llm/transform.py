@@ -153,6 +153,7 @@ def _check_parameters(node: exp.Expression | None, endpoint: exp.Expression, tct
                       functions: Any) -> None:
     """Constant modelParameters (types, ranges, and the keys the endpoint's provider supports, merged
     over its defaults) are checked when the model compiles, not after the first call."""
+    _check_endpoint_parameters(endpoint, functions)
     if node is None:
         return
     try:
@@ -167,6 +168,19 @@ def _check_parameters(node: exp.Expression | None, endpoint: exp.Expression, tct
                             endpoint.this)
     except SqlsynthError as exc:
         raise type(exc)(exc.message, path=getattr(tctx, "path", None), hint=exc.hint) from None
+
+
+def _check_endpoint_parameters(endpoint: exp.Expression, functions: Any) -> None:
+    """The endpoint's own `parameters:` (its defaults), also for a call without modelParameters."""
+    config = _endpoint_config(endpoint, functions)
+    if config is None or not config.parameters:
+        return
+    where = f"endpoint '{endpoint.this}' parameters"
+    try:
+        check_supported(effective(config.parameters, {}, None, endpoint.this), config.provider, endpoint.this,
+                        where=where)
+    except SqlsynthError as exc:
+        raise type(exc)(exc.message, path="project.yml", hint=exc.hint) from None
 
 
 def literal_value(node: exp.Expression) -> Any:

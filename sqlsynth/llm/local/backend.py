@@ -9,7 +9,7 @@ from ..types import LLMRequest, LLMResult
 from .batching import CPU_MAX_BATCH, GPU_MAX_BATCH, Job, cut, is_beam_sampling
 from .generation import run_batch
 from .loading import LoadedModel, encode_chat, load_model, model_revision
-from .options import GenerationOptions, canonical_parameters, parse_options
+from .options import GenerationOptions, parse_options
 
 
 class TransformersBackend:
@@ -18,9 +18,9 @@ class TransformersBackend:
     def __init__(self, endpoint, name: str):
         self.endpoint = endpoint
         self.name = name
-        where = f"endpoint '{name}' parameters"
-        parse_options(endpoint.parameters, where=where)  # fail at startup, not on the first row
-        self._defaults = canonical_parameters(endpoint.parameters, where)
+        # checked at startup, not on the first row; merged into each request by the engine, once
+        # (params.effective), so requests arrive with their effective parameters
+        parse_options(endpoint.parameters, where=f"endpoint '{name}' parameters")
 
     def identity(self) -> dict[str, Any]:
         """provider + model + a fingerprint of the weights, so a retrained checkpoint misses the cache."""
@@ -44,8 +44,7 @@ class TransformersBackend:
 
     def _options(self, request: LLMRequest, index: int) -> GenerationOptions:
         where = f"endpoint '{self.name}' modelParameters (request {index})"
-        merged = {**self._defaults, **canonical_parameters(request.parameters, where)}
-        return parse_options(merged, where=where)
+        return parse_options(request.parameters, where=where)
 
     def _job(self, loaded: LoadedModel, index: int, request: LLMRequest,
              options: GenerationOptions) -> Job:

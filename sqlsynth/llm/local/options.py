@@ -1,4 +1,10 @@
-"""Generation settings of the local backend: ``modelParameters`` validated into GenerationOptions."""
+"""Generation settings of the local backend: ``modelParameters`` validated into GenerationOptions.
+
+The engine hands the backend each request's *effective* parameters: endpoint defaults already merged
+once, every spelling already canonical (sqlsynth/llm/params.py: max_tokens, n, ...), unknown keys already
+refused at compile time against ``params.SUPPORTED["transformers"]`` (which must name exactly the
+fields below: tests/test_params.py). Here they only become the decoding settings.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ...errors import did_you_mean
 from ..bundled import LocalModelError
+from ..params import ALIASES, SUPPORTED
 
 DEFAULT_MAX_NEW_TOKENS = 256
 
@@ -65,20 +72,23 @@ _UNSUPPORTED = {  # OpenAI settings with a local counterpart
     "presence_penalty": "the local backend has no presence_penalty: use repetition_penalty (e.g. 1.2)",
     "frequency_penalty": "the local backend has no frequency_penalty: use repetition_penalty (e.g. 1.2)",
 }
-_ALIASES = {"max_tokens": "max_new_tokens", "max_completion_tokens": "max_new_tokens",
-            "n": "num_return_sequences"}
+
+
+def supported_parameters() -> frozenset[str]:
+    """The canonical parameter names GenerationOptions reads (a field's alias is its canonical name)."""
+    return frozenset(field.alias or name for name, field in GenerationOptions.model_fields.items())
 
 
 def canonical_parameters(parameters: dict[str, Any] | None, where: str = "modelParameters") -> dict[str, Any]:
-    """Parameters under their canonical names (max_tokens → max_new_tokens, n → num_return_sequences)."""
+    """Parameters under the one vocabulary of params.py (max_new_tokens → max_tokens, ...)."""
     canonical: dict[str, Any] = {}
     for key, value in (parameters or {}).items():
         if value is None:
             continue
-        name = _ALIASES.get(key, key)
+        name = ALIASES.get(key, key)
         if name in canonical and canonical[name] != value:
             raise InvalidParametersError(f"{where}: {key!r} and another spelling of {name!r} have "
-                                         "different values", hint=f"keep only one of them ({name})")
+                                         "different values", hint=f"keep only {name!r}")
         canonical[name] = value
     return canonical
 
@@ -94,8 +104,7 @@ def parse_options(parameters: dict[str, Any] | None, where: str = "modelParamete
 def _options_error(exc: ValidationError, where: str) -> InvalidParametersError:
     first = exc.errors()[0]
     key = ".".join(str(p) for p in first["loc"]) or "parameters"
-    key = {"max_tokens": "max_tokens/max_new_tokens", "n": "num_return_sequences"}.get(key, key)
-    known = sorted(set(GenerationOptions.model_fields) | set(_ALIASES))
+    known = sorted(SUPPORTED["transformers"] | set(ALIASES))
     if first["type"] == "extra_forbidden":
         hint = (_UNSUPPORTED.get(key) or did_you_mean(key, known)
                 or f"the local backend accepts: {', '.join(known)}")
