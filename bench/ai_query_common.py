@@ -56,6 +56,22 @@ def sqlsynth(project: Path, *args: str, rows: int, check: bool = True) -> float:
     return elapsed
 
 
+def sqlsynth_cpu(project: Path, *args: str, rows: int, root: Path = ROOT) -> tuple[float, float]:
+    """Run the CLI with the code of checkout ``root``; (wall seconds, user+sys CPU seconds of that process
+    alone: os.wait4, so another child reaped meanwhile, a stub server say, is not counted)."""
+    env = {**os.environ, "PYTHONPATH": str(root), "NO_COLOR": "1"}
+    started = time.perf_counter()
+    proc = subprocess.Popen([PYTHON, "-m", "sqlsynth", "--project-dir", str(project), *args,
+                             "--vars", f"{{rows: {rows}}}"], env=env, cwd=root,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    output = proc.stdout.read()  # type: ignore[union-attr]
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - started
+    if status != 0:
+        raise SystemExit(f"sqlsynth {' '.join(args)} failed:\n{output.decode(errors='replace')}")
+    return elapsed, usage.ru_utime + usage.ru_stime
+
+
 def query(project: Path, sql: str) -> list[tuple]:
     import duckdb
 
