@@ -199,3 +199,15 @@ def test_the_error_summary_names_the_cause_not_a_row_stopped_by_it():
     stopped = "not sent: endpoint 't' was stopped by an earlier error (HTTP 401 ...)"
     assert root_error([stopped, "HTTP 401 from x: bad key", stopped]) == "HTTP 401 from x: bad key"
     assert root_error([stopped]) == stopped
+
+
+def test_more_requests_than_a_batch_file_holds_go_in_several_batches(monkeypatch):
+    from sqlsynth.llm import batch_api
+
+    from llm_support import ai
+
+    monkeypatch.setattr(batch_api, "MAX_LINES", 10)  # OpenAI's limit is 50,000 lines per file
+    with stub() as server, ai(server, batch=True, batch_poll_s=0.01) as db:
+        rows = db.sql("select count(*) filter (ai_query('t', 'q ' || i) = 'reply: q ' || i) from range(25) t(i)")
+    assert rows == [(25,)]
+    assert (server.stats.batches, server.stats.batch_lines, server.stats.requests) == (3, 25, 0)

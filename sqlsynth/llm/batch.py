@@ -24,7 +24,7 @@ from ..console import console
 from . import aio, endpoints, plan
 from .cache import Cache, CacheRow, CallRow, KeyMaker
 from .errors import NOT_SENT, BudgetError, LLMError
-from .params import CACHE_ONLY, effective, legacy_parameters, parse_parameters_json
+from .params import CACHE_ONLY, endpoint_defaults, legacy_parameters, merge, parse_parameters_json
 from .schema import ResponseFormat, example_value, parse_response_format
 from .types import LLMRequest, LLMResult
 from .usage import BatchProgress, Counters, calls_made, cost_of, record
@@ -151,21 +151,25 @@ class BatchAnswerer:
               ) -> tuple[list[str | None], dict[str, _Job]]:
         keys: list[str | None] = []
         jobs: dict[str, _Job] = {}
-        defaults = config.parameters
-        provider = config.provider
+        defaults = endpoint_defaults(config.parameters)  # validated once, not per row
         schema = fmt.json_schema if fmt else None
         keymaker = KeyMaker(identity, schema)
+        # per distinct parameters text (usually one per call): merged, sent and pre-canonical forms,
+        # shared read-only by the rows that carry it
+        settings: dict[str | None, tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]] = {}
         for request, params in zip(requests, parameters, strict=False):
             if request is None:
                 keys.append(None)  # NULL request → NULL answer, no call (as Databricks does)
                 continue
             messages = to_messages(request)
-            merged = effective(defaults, dict(parse_parameters_json(params)), provider, endpoint_name)
+            if params not in settings:
+                merged = merge(defaults, dict(parse_parameters_json(params)), config.provider, endpoint_name)
+                settings[params] = (merged, {k: v for k, v in merged.items() if k not in CACHE_ONLY},
+                                    legacy_parameters(config.parameters, params))
+            merged, sent, legacy = settings[params]
             key = keymaker.key(messages, merged)
             keys.append(key)
             if key not in jobs:
-                sent = {k: v for k, v in merged.items() if k not in CACHE_ONLY}
-                legacy = legacy_parameters(defaults, params)
                 jobs[key] = _Job(key, LLMRequest(tuple(messages), sent, schema), messages, merged,
                                  invalid_left=config.invalid_retries,
                                  legacy_key=keymaker.key(messages, legacy) if legacy else None)
@@ -223,9 +227,10 @@ class _Batch:
         settled = _prepared.get(self.node) if self.node else None
         ours = settled.answered.intersection(hits) if settled else set()  # this run's batch answered them
         self.counters.cached = len(hits) - len(ours)
-        payers = self.answerer.cache.payers([k for k in hits if k not in ours])  # whose call paid for a hit
-        for key in hits.keys() - ours:
-            self.counters.paid_by(payers.get(key))
+        if not self.prepass:  # attribution (whose call paid for each hit); a pre-pass records only spend
+            payers = self.answerer.cache.payers([k for k in hits if k not in ours])
+            for key in hits.keys() - ours:
+                self.counters.paid_by(payers.get(key))
         misses = [job for key, job in jobs.items() if key not in hits]
         if settled is not None:
             misses = self._settled_errors(settled, misses, answers)

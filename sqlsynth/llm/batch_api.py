@@ -2,8 +2,9 @@
 provider as one batch (OpenAI's ``/v1/files`` + ``/v1/batches``, served the same way by several
 providers and vLLM's batch runner) at about half the token price, within a 24 h window.
 
-Per ai_query batch of rows: the cache misses are written as one JSONL file (``custom_id`` = the
-cache key), uploaded, and a batch is created. Its id and keys are committed to
+Per model (llm/batch_prepass.py computes its requests before its SQL runs): the cache misses are
+written as one JSONL file (``custom_id`` = the cache key; above MAX_LINES, several), uploaded, and a
+batch is created. Its id and keys are committed to
 ``sqlsynth.pending_batches`` at once, so a run stopped while the batch runs (Ctrl-C, kill -9)
 resumes polling that batch on the next run and never submits the same rows twice. When the batch
 completes, its output and error files are read and every line goes through the same validation,
@@ -29,6 +30,7 @@ from .types import LLMResult
 
 TERMINAL = {"completed", "failed", "expired", "cancelled"}
 WINDOW = "24h"
+MAX_LINES = 50_000  # OpenAI's limit per batch file (also 200 MB): a bigger model is split into several
 
 
 class ProviderBatch:
@@ -48,8 +50,12 @@ class ProviderBatch:
                           f"({len(mine)} requests submitted by an earlier run)")
             todo.update(self._collect(batch_id, mine, answers))
         while todo:  # the first round, then the re-asks of answers that failed validation
-            batch_id = self._submit(list(todo.values()))
-            todo = self._collect(batch_id, todo, answers)
+            jobs = list(todo.values())
+            parts = [jobs[i:i + MAX_LINES] for i in range(0, len(jobs), MAX_LINES)]
+            submitted = [(self._submit(part), part) for part in parts]  # all submitted before any wait
+            todo = {}
+            for batch_id, part in submitted:
+                todo.update(self._collect(batch_id, {job.key: job for job in part}, answers))
 
     # ----------------------------------------------------------------- submit
     def _submit(self, jobs: list[Any]) -> str:

@@ -115,7 +115,17 @@ def check_supported(parameters: dict[str, Any], provider: str, endpoint: str,
 def effective(defaults: dict[str, Any] | None, call: dict[str, Any], provider: str | None,
               endpoint: str) -> dict[str, Any]:
     """Endpoint defaults (canonical) overridden by the call's (canonical) parameters, checked once."""
-    merged = {**_defaults(json.dumps(defaults or {}, sort_keys=True)), **call}
+    return merge(endpoint_defaults(defaults), call, provider, endpoint)
+
+
+def endpoint_defaults(defaults: dict[str, Any] | None) -> dict[str, Any]:
+    """An endpoint's `parameters:`, canonical and validated (once per distinct value); do not mutate."""
+    return _defaults(json.dumps(defaults or {}, sort_keys=True))
+
+
+def merge(defaults: dict[str, Any], call: dict[str, Any], provider: str | None, endpoint: str) -> dict[str, Any]:
+    """effective() for defaults already canonical (endpoint_defaults): per row, no re-validation."""
+    merged = {**defaults, **call}
     if provider is not None:
         _check_cached(tuple(sorted(merged)), provider, endpoint)
     return merged
@@ -134,7 +144,14 @@ def _check_cached(keys: tuple[str, ...], provider: str, endpoint: str) -> None:
 def legacy_parameters(defaults: dict[str, Any] | None, text: str | None) -> dict[str, Any] | None:
     """The parameters as sqlsynth hashed them before this vocabulary (spellings kept, no merge of two
     spellings), when that differs from the canonical form — so answers cached under the old key are
-    found and moved to the new one instead of being paid for again. None when nothing differs."""
+    found and moved to the new one instead of being paid for again. None when nothing differs.
+    Cached per (defaults, text): the result is shared, do not mutate it."""
+    return _legacy(json.dumps(defaults or {}, sort_keys=True), text)
+
+
+@lru_cache(maxsize=1024)
+def _legacy(defaults_text: str, text: str | None) -> dict[str, Any] | None:
+    defaults = json.loads(defaults_text)
     call = json.loads(text) if text else {}
     raw = {**(defaults or {}), **(call if isinstance(call, dict) else {})}
     raw = {k: v for k, v in raw.items() if v is not None}
