@@ -34,6 +34,13 @@ def text_size(text: str) -> str:
     return "nothing" if text is None else f"{len(text)} chars"
 
 
+@udf
+def strict(text: str) -> str:
+    if text == "boom":
+        raise ValueError("no boom here")
+    return text
+
+
 @udf(vectorized=True)
 def initials(texts: str) -> list[str]:
     return pa.array([[w[0] for w in t.split()] for t in texts.to_pylist()], type=pa.list_(pa.string()))
@@ -149,7 +156,12 @@ def test_embed_equals_duckdb_and_loads_the_model_once_per_worker(spark, duck):
     assert spark.sql("select embed(null) as v").collect()[0].v is None
 
 
-def test_a_failing_function_names_itself(spark):
+def test_a_failing_function_is_one_line_naming_the_file_and_cause(spark):
+    from sqlsynth.targets.spark_udfs import python_error
+
     with pytest.raises(Exception) as raised:
         spark.sql("select token_count('x', 'no-such-model') as n").collect()
-    assert "no-such-model" in str(raised.value)
+    assert python_error(str(raised.value)).startswith("CorpusError: no tokenizer for model 'no-such-model' (hint: ")
+    with pytest.raises(Exception) as raised:
+        spark.sql("select strict(x) from values ('ok'), ('boom') as v(x)").collect()
+    assert python_error(str(raised.value)) == "udfs/text_tools.py:26 (strict): ValueError: no boom here"

@@ -23,6 +23,7 @@ from .spark_ai_query import run_stages
 from .spark_database import SparkDatabase
 from .spark_materialize import MATERIALIZERS, incremental_strategy, load_seed
 from .spark_sql import PYTHON_FUNCTIONS, to_spark_sql
+from .spark_udfs import python_error, register_python_functions
 
 SUPPORTED_MATERIALIZATIONS = ("view", "table", "ephemeral", "incremental", "external")
 # Python functions are session functions on Spark: a persistent view (view, external) cannot call them
@@ -95,7 +96,7 @@ class SparkRunner(Runner):
 
     def _runtime_message(self, node: Node, exc: Exception) -> str:
         text = str(exc).strip()
-        first = text.splitlines()[0] if text else type(exc).__name__
+        first = python_error(text) or (text.splitlines()[0] if text else type(exc).__name__)
         return f"{node.original_file_path}: {first[:500]}"
 
     def _interrupt(self) -> None:
@@ -106,7 +107,6 @@ class SparkRunner(Runner):
 def spark_engine(project: Project) -> Iterator[tuple[SparkDatabase, type[Compiler], type[Runner]]]:
     """The Spark counterpart of `with Database(project)`: a live session for the chosen target."""
     from .spark_session import open_session
-    from .spark_udfs import register_python_functions
 
     spark = open_session(project.target_name, project.target, project.target_dir / "spark")
     register_python_functions(spark, project, connect=not project.target.remote.startswith("local")

@@ -144,7 +144,8 @@ def _write_local(frame: Any, path: Path, fmt: str) -> None:
         if EXPORT_FORMATS[fmt] == "json":
             with temp.open("w", encoding="utf-8") as handle:
                 for row in data.to_pylist():
-                    handle.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+                    # compact, as DuckDB writes JSON lines: the same records give the same file
+                    handle.write(json.dumps(row, ensure_ascii=False, default=str, separators=(",", ":")) + "\n")
         elif EXPORT_FORMATS[fmt] == "csv":
             pacsv.write_csv(data, temp)
         else:

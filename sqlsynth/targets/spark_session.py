@@ -62,7 +62,11 @@ def _quiet_log4j(state_dir: Path) -> Path:
     path = state_dir / "log4j2.properties"
     silenced = "".join(f"logger.s{i}.name = {name}\nlogger.s{i}.level = off\n"
                        for i, name in enumerate(_SILENCED_LOGGERS))
+    # pyspark's driver (PythonGatewayServer) starts logging as a shell: Spark then prints 'Setting default log
+    # level to "WARN"' and a setLogLevel hint unless that logger has its own level, equal to the root's
     path.write_text("rootLogger.level = error\nrootLogger.appenderRef.stderr.ref = console\n"
+                    "logger.shell.name = org.apache.spark.api.python.PythonGatewayServer\n"
+                    "logger.shell.level = error\n"
                     "appender.console.type = Console\nappender.console.name = console\n"
                     "appender.console.target = SYSTEM_ERR\nappender.console.layout.type = PatternLayout\n"
                     "appender.console.layout.pattern = spark: %p %c{1}: %m%n\n" + silenced, encoding="utf-8")

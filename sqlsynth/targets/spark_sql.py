@@ -149,6 +149,8 @@ def to_spark_sql(rendered: str, node: Any, dialect: str, relations: list[str],
                            path=node.original_file_path,
                            hint="write portable SQL, or the Spark spelling with config(dialect='spark')") from None
     tree = pass_through(tree, native or {}, databricks_semantics=dialect in SPARK_DIALECTS)
+    if any(f.name.lower() == "retrieve" for f in tree.find_all(exp.Anonymous)):
+        raise _refuse(node, "retrieve", *REFUSED["retrieve"])  # before ai_query's checks: it cannot be fixed here
     if has_ai and ai is not None:
         tree = ai.plan(tree, node, dialect)
     _check_functions(tree, node, python_names)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import sys
 import zipfile
 from collections.abc import Callable
@@ -151,6 +152,21 @@ def _is_struct(arrow_type: Any) -> bool:
     import pyarrow as pa
 
     return pa.types.is_struct(arrow_type)
+
+
+def python_error(text: str) -> str | None:
+    """One line for a Python function that failed in a Spark worker (Spark's message is the worker's whole
+    traceback): 'udfs/x.py:12 (fn): ValueError: ...' for a udfs/ function, else 'CorpusError: ...'."""
+    if "Traceback (most recent call last):" not in text:
+        return None
+    block = text.rsplit("Traceback (most recent call last):", 1)[1].splitlines()
+    last = next((line for line in block if line.strip() and not line[0].isspace()), None)
+    if last is None:
+        return None
+    kind, _, message = last.partition(": ")
+    frames = re.findall(rf'File "[^"]*/{UDF_PACKAGE}/([^"]+)", line (\d+), in (\S+)', "\n".join(block))
+    where = f"{frames[-1][0]}:{frames[-1][1]} ({frames[-1][2]}): " if frames else ""
+    return f"{where}{kind.rsplit('.', 1)[-1]}: {message}" if message else where + kind
 
 
 # -- registration, on the driver ------------------------------------------------------------------------
