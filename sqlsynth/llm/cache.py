@@ -203,9 +203,23 @@ class Cache:
 
 def _insert_rows(cur: duckdb.DuckDBPyConnection, rows: list[CacheRow], now: dt.datetime) -> None:
     if rows:
-        # the endpoint's URL and parameters may hold credentials: stored masked (never the key)
+        # the endpoint's URL and parameters may hold credentials: stored masked (never the key). Most
+        # rows of a commit share both: each distinct value is masked once (~25 µs a row otherwise).
+        urls: dict[Any, Any] = {}
+        params: dict[str, str] = {}
+
+        def masked_url(url: Any) -> Any:
+            if url not in urls:
+                urls[url] = mask(url)
+            return urls[url]
+
+        def masked_parameters(parameters: dict[str, Any]) -> str:
+            text = json.dumps(parameters)
+            if text not in params:
+                params[text] = mask(json.dumps(mask_data(parameters)))
+            return params[text]
         values = [(r.key, r.endpoint, r.identity.get("provider"), r.identity.get("model"),
-                   mask(r.identity.get("base_url")), json.dumps(r.messages), mask(json.dumps(mask_data(r.parameters))),
+                   masked_url(r.identity.get("base_url")), json.dumps(r.messages), masked_parameters(r.parameters),
                    r.response_format, r.response, r.prompt_tokens, r.completion_tokens, now, r.finish_reason)
                   for r in rows]
         _insert(cur, "cache", CACHE_COLUMNS, values, ignore=True)
@@ -219,11 +233,30 @@ def _insert_calls(cur: duckdb.DuckDBPyConnection, calls: list[CallRow], now: dt.
         _insert(cur, "calls", CALL_COLUMNS, values, ignore=False)
 
 
+_SCHEMAS: dict[tuple[str, ...], Any] = {}
+_INTEGER = ("prompt_tokens", "completion_tokens", "attempts")
+
+
+def _arrow_schema(columns: tuple[str, ...]) -> Any:
+    """Explicit Arrow types: inferring them from Python lists cost ~20 µs per row (~0.04 ms on a
+    loaded box), more than the DuckDB insert itself."""
+    import pyarrow as pa
+
+    def kind(name: str) -> Any:
+        if name in _INTEGER:
+            return pa.int32()
+        if name in ("ts", "created_at"):
+            return pa.timestamp("us")
+        return pa.float64() if name == "latency_ms" else pa.string()
+    return pa.schema([(name, kind(name)) for name in columns])
+
+
 def _insert(cur: duckdb.DuckDBPyConnection, table: str, columns: tuple[str, ...],
             values: list[tuple], ignore: bool) -> None:
     import pyarrow as pa
 
-    batch = pa.table({name: [v[i] for v in values] for i, name in enumerate(columns)})
+    schema = _SCHEMAS.get(columns) or _SCHEMAS.setdefault(columns, _arrow_schema(columns))
+    batch = pa.table({name: [v[i] for v in values] for i, name in enumerate(columns)}, schema=schema)
     name = f"__sqlsynth_{table}_batch"
     cur.register(name, batch)
     try:
