@@ -141,3 +141,11 @@ def test_an_endpoint_default_the_backend_does_not_know_is_refused_at_compile_tim
     assert done.returncode == 2, done.stdout + done.stderr
     assert "project.yml" in done.stderr and "endpoint 'e' parameters" in done.stderr
     assert "repetition_penalty" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_settings_the_local_model_cannot_honour_are_refused_at_compile_time(tmp_path):
+    project = make(tmp_path, "    provider: transformers\n    model: smollm2-135m-instruct\n",
+                   {"a": "select ai_query('e', 'hi', modelParameters := {'n': 3}) as r"})
+    done = cli(project, "compile")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "models/a.sql" in done.stderr and "identical answers" in done.stderr and "Traceback" not in done.stderr

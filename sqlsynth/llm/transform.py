@@ -164,8 +164,12 @@ def _check_parameters(node: exp.Expression | None, endpoint: exp.Expression, tct
         call = validate_parameters(value)
         config = _endpoint_config(endpoint, functions)
         if config is not None:
-            check_supported(effective(config.parameters, call, None, endpoint.this), config.provider,
-                            endpoint.this)
+            merged = effective(config.parameters, call, None, endpoint.this)
+            check_supported(merged, config.provider, endpoint.this)
+            if config.provider == "transformers":  # and what the local model cannot do (n > 1 greedy...)
+                from .local.options import parse_options
+
+                parse_options(merged)
     except SqlsynthError as exc:
         raise type(exc)(exc.message, path=getattr(tctx, "path", None), hint=exc.hint) from None
 
