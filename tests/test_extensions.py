@@ -74,3 +74,35 @@ def test_a_plugin_without_register_or_registering_a_name_twice_is_refused():
     registry.add_materialization("x", lambda ctx: None)
     with pytest.raises(ValueError, match="registered twice"):
         registry.add_materialization("x", lambda ctx: None)
+
+
+def test_build_preparers_are_entered_around_every_materialization(monkeypatch):
+    from contextlib import contextmanager
+    from types import SimpleNamespace
+
+    from sqlsynth import materialize
+
+    seen = []
+
+    @contextmanager
+    def preparer(ctx):
+        seen.append(("enter", ctx.node))
+        try:
+            yield
+        finally:
+            seen.append(("exit", ctx.node))
+
+    registry = Registry(build_preparers=[preparer])
+    registry.add_materialization("recorded", lambda ctx: seen.append(("build", ctx.node)) or "built")
+    registry.add_materialization("failing", lambda ctx: 1 / 0)
+    monkeypatch.setattr(extensions, "_registry", registry)
+    built = materialize.materializers()
+    assert built["recorded"](SimpleNamespace(node="a")) == "built"
+    with pytest.raises(ZeroDivisionError):
+        built["failing"](SimpleNamespace(node="b"))
+    assert seen == [("enter", "a"), ("build", "a"), ("exit", "a"), ("enter", "b"), ("exit", "b")]
+    assert registry.build_preparers == [preparer] and "view" in built  # the engine's own ones too
+
+
+def test_ai_query_batch_mode_registers_its_build_preparer():
+    assert "batch_first" in [p.__name__ for p in extensions.registry().build_preparers]
