@@ -181,6 +181,13 @@ def test_new_seed_rows_send_only_their_requests(tmp_path, server):
     assert first.returncode == 0, first.stdout + first.stderr
     before = server.stats.requests
     write_seed(project, 6)
+    config = (project / "project.yml").read_text()
+    (project / "project.yml").write_text(config.replace("    max_retries: 2\n", "    max_retries: 2\n    max_calls: 1\n"))
+    refused = run_cli("build", "--target", "spark", "-s", "items", "questions", cwd=project, timeout=900)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "2 uncached calls needed now" in refused.stdout + refused.stderr  # counted before sending any
+    assert server.stats.requests == before
+    (project / "project.yml").write_text(config)
     more = run_cli("build", "--target", "spark", "-s", "items", "questions", cwd=project, timeout=900)
     assert more.returncode == 0, more.stdout + more.stderr
     assert server.stats.requests - before == 2
@@ -221,3 +228,48 @@ def test_kill_9_half_way_then_rerun_repays_nothing_answered(tmp_path):
         columns = [d[0] for d in result.description]
         killed_then_rerun = sorted((normalized(dict(zip(columns, r, strict=True))) for r in result.fetchall()), key=repr)
     assert killed_then_rerun == duckdb_rows(project, "questions")
+
+
+def test_a_duckdb_cache_exported_and_imported_answers_a_spark_run_with_no_calls(tmp_path, server):
+    """The cache key (endpoint provider, base_url and model, format, messages, parameters) is one function
+    on both engines: answers paid on DuckDB, moved with cache export/import, are not paid again on Spark."""
+    project = make_project(tmp_path / "p", server.url, rows=5)
+    duck = run_cli("build", "-s", "items", "questions", cwd=project, timeout=300)
+    assert duck.returncode == 0, duck.stdout + duck.stderr
+    exported = run_cli("cache", "export", str(tmp_path / "answers.parquet"), cwd=project)
+    assert exported.returncode == 0, exported.stdout + exported.stderr
+    imported = run_cli("cache", "import", str(tmp_path / "answers.parquet"), "--target", "spark", cwd=project,
+                       timeout=900)
+    assert imported.returncode == 0, imported.stdout + imported.stderr
+    before = server.stats.requests
+    spark_run = run_cli("build", "--target", "spark", "-s", "items", "questions", cwd=project, timeout=900)
+    assert spark_run.returncode == 0, spark_run.stdout + spark_run.stderr
+    assert server.stats.requests == before
+    assert "LLM: 0 calls, 5 cached" in spark_run.stderr + spark_run.stdout
+
+
+def test_staged_ai_query_through_a_spark_connect_server(tmp_path, server):
+    """remote: sc://... against a real Spark Connect server started once (as a cluster is): same tables as
+    DuckDB, each request sent once, a re-run sends nothing."""
+    from pyspark.sql import SparkSession
+
+    from sqlsynth.testing.spark_connect import spark_connect_server
+
+    project = make_project(tmp_path / "p", server.url, rows=6)
+    with spark_connect_server(2) as remote:
+        (project / "project.yml").write_text((project / "project.yml").read_text().replace(
+            "remote: local[2]", f"remote: {remote}\n    ai_spool: {tmp_path / 'spool'}"))
+        before = server.stats.requests
+        for _ in range(2):
+            built = run_cli("build", "--target", "spark", "-s", "items", "questions", "responses", cwd=project,
+                            timeout=900)
+            assert built.returncode == 0, built.stdout + built.stderr
+            assert server.stats.requests - before == 6 + 6  # the re-run added none
+        duck = run_cli("build", "-s", "items", "questions", "responses", cwd=project, timeout=300)
+        assert duck.returncode == 0, duck.stdout + duck.stderr
+        session = SparkSession.builder.remote(remote).getOrCreate()
+        try:
+            for table in ("questions", "responses"):
+                assert spark_rows(session, f"main.{table}") == duckdb_rows(project, table), table
+        finally:
+            session.stop()

@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import threading
 import uuid
+import weakref
 from typing import Any
 
 CACHE_COLUMNS = (
@@ -30,6 +31,7 @@ TABLES = {"cache": CACHE_COLUMNS, "calls": CALL_COLUMNS}
 SCHEMA = "sqlsynth"
 INGEST_FILES = 500  # spool files moved per Spark insert
 _ingest_lock = threading.Lock()
+_tables_ready: weakref.WeakSet = weakref.WeakSet()  # sessions whose tables exist
 
 
 def _arrow_schema(columns: tuple[tuple[str, str], ...]) -> Any:
@@ -117,20 +119,26 @@ def read_spool(root: str, table: str, columns: list[str] | None = None) -> list[
 
 
 def ensure_tables(spark: Any, table_format: str) -> None:
+    """Create sqlsynth.cache / sqlsynth.calls if missing: checked once per session (metastore round trips)."""
+    if spark in _tables_ready:
+        return
     if not spark.catalog.databaseExists(SCHEMA):
         spark.sql(f"create schema if not exists {SCHEMA}")
     for table, columns in TABLES.items():
         if not spark.catalog.tableExists(f"{SCHEMA}.{table}"):
             ddl = ", ".join(f"`{name}` {kind}" for name, kind in columns)
             spark.sql(f"create table if not exists {SCHEMA}.{table} ({ddl}) using {table_format}")
+    _tables_ready.add(spark)
 
 
 def ingest(spark: Any, root: str) -> None:
     """Move spooled answers into sqlsynth.cache (first answer per key wins, a key already cached is kept)
     and calls into sqlsynth.calls: one insert per table. A file is deleted only after its rows are in."""
-    with _ingest_lock:  # models run in parallel threads: one mover at a time, so no key is added twice
-        for table in TABLES:
-            _ingest(spark, root, table)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with _ingest_lock, ThreadPoolExecutor(len(TABLES)) as pool:  # one mover at a time (models run in
+        for done in [pool.submit(_ingest, spark, root, table) for table in TABLES]:  # threads); the two
+            done.result()                                                            # tables at once
 
 
 def _ingest(spark: Any, root: str, table: str) -> None:
@@ -142,14 +150,14 @@ def _ingest(spark: Any, root: str, table: str) -> None:
     for start in range(0, len(paths), INGEST_FILES):
         chunk = paths[start:start + INGEST_FILES]
         data = pa.concat_tables([pq.read_table(p, filesystem=filesystem) for p in chunk])
-        names = ", ".join(f"cast(`{name}` as {kind})" for name, kind in columns)
-        new_only = ""
         if table == "cache":
             data = _first_per_key(data)
-            new_only = f" s where not exists (select 1 from {SCHEMA}.cache c where c.key = s.key)"
-        # an append reads the files listed when it is planned: the anti-join never sees its own rows
-        spark.createDataFrame(data).createOrReplaceTempView("__sqlsynth_spool")
-        spark.sql(f"insert into {SCHEMA}.{table} select {names} from __sqlsynth_spool{new_only}")
+        rows = spark.createDataFrame(data).selectExpr(*(f"cast(`{name}` as {kind}) as `{name}`"
+                                                        for name, kind in columns))
+        if table == "cache":  # an append reads the files listed when it is planned: never its own rows
+            rows = rows.join(spark.table(f"{SCHEMA}.cache").select("key"), "key", "left_anti") \
+                .select(*(f"`{name}`" for name, _ in columns))  # insertInto goes by position
+        rows.write.insertInto(f"{SCHEMA}.{table}")
         for path in chunk:
             filesystem.delete_file(path)
 
