@@ -211,3 +211,14 @@ def test_more_requests_than_a_batch_file_holds_go_in_several_batches(monkeypatch
         rows = db.sql("select count(*) filter (ai_query('t', 'q ' || i) = 'reply: q ' || i) from range(25) t(i)")
     assert rows == [(25,)]
     assert (server.stats.batches, server.stats.batch_lines, server.stats.requests) == (3, 25, 0)
+
+
+def test_a_batch_endpoint_on_a_spark_target_is_refused_at_compile_time(tmp_path):
+    project = make(tmp_path, "http://127.0.0.1:9/v1")
+    (project / "project.yml").write_text((project / "project.yml").read_text() + (
+        "targets:\n  dbx: {type: databricks, host: https://adb-1.azuredatabricks.net, token_env: DATABRICKS_TOKEN, "
+        "serverless: true, catalog: main}\n"))
+    done = cli(project, "compile", "--target", "dbx")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "models/a.sql" in done.stderr and "batch: true" in done.stderr and "--target duckdb" in done.stderr
+    assert "Traceback" not in done.stderr

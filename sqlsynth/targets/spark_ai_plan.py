@@ -84,6 +84,10 @@ def _check_endpoint(endpoint: exp.Expression, node: Any, config: Any) -> None:
                           f"{endpoint_config.provider}); on Spark ai_query calls OpenAI-compatible servers only",
                     "serve the model over HTTP (vLLM, llama.cpp, Ollama) and point the endpoint at it "
                     "(provider: openai, base_url: ...), or build this model with --target duckdb")
+    if endpoint_config.batch:  # tasks would submit a batch per chunk, and the spool keeps none to resume
+        raise _fail(node, f"ai_query endpoint '{name}' uses provider batch mode (batch: true), which runs on "
+                          "--target duckdb only", "build this model with --target duckdb, or give Spark an "
+                          "endpoint without batch: true")
 
 
 def _answer(alias: str, structure: Any, fail: bool) -> exp.Expression:
