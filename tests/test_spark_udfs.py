@@ -65,7 +65,7 @@ QUERIES = {
             "token_count(text, 'default') as n2, chunk_text(text, 12, 4) as c from t",
     "context": "select id, context_window('default') as w, trim_context(array(named_struct('id', 'a', "
                "'text', text, 'distance', 0.2d), named_struct('id', 'b', 'text', 'short', 'distance', 0.1d)), "
-               "10, 'all-minilm-l6-v2') as tc from t",
+               "10, 'all-minilm-l6-v2') as tc, trim_context(null, 10, 'all-minilm-l6-v2') as tn from t",
 }
 
 
@@ -124,8 +124,7 @@ def _spark_rows(spark, sql: str) -> list[dict]:
 def test_values_equal_duckdb(spark, duck, query):
     expected, got = _duck_rows(duck, QUERIES[query]), _spark_rows(spark, QUERIES[query])
     assert got == expected
-    if query != "context":  # the NULL row went through too
-        assert any(v is None for row in got for v in row.values())
+    assert any(v is None for row in got for v in row.values())  # NULLs went through too
 
 
 def test_types_are_spark_types(spark):

@@ -7,7 +7,8 @@ UdfSpecs DuckDB registers are used (the project's from udfs/, the plugins' from
 
 - a row function (``@udf``) becomes ``udf(..., useArrow=True)``; a vectorized one (``@udf(vectorized=True)``,
   the corpus functions of type arrow) a pandas UDF whose columns are turned back into the pyarrow arrays
-  the function receives on DuckDB;
+  the function receives on DuckDB (one with a STRUCT result is called a row at a time: see
+  struct_batch_function);
 - DuckDB types become Spark types through sqlglot (VARCHAR[] → array<string>, STRUCT(...) → struct<...>);
 - ``null_handling='default'``: a row with a NULL argument is NULL and the function never sees it (DuckDB
   drops those rows before an arrow call too); ``side_effects=True`` marks the UDF non-deterministic.
@@ -112,16 +113,17 @@ def _column(series: Any, arrow_type: Any) -> Any:
     return pa.array([_plain(v, arrow_type) for v in rows], type=arrow_type)
 
 
-def _pandas_result(result: Any, arrow_type: Any) -> Any:
-    import pandas as pd
+def _is_struct(arrow_type: Any) -> bool:
     import pyarrow as pa
 
-    array = pa.array(result, type=arrow_type) if not isinstance(result, (pa.Array, pa.ChunkedArray)) \
-        else result.combine_chunks() if isinstance(result, pa.ChunkedArray) else result
-    if pa.types.is_struct(arrow_type):  # Spark takes a struct column as a DataFrame of its fields
-        return pd.DataFrame({f.name: pd.Series(array.field(i).to_pylist(), dtype=object)
-                             for i, f in enumerate(arrow_type)})
-    return pd.Series(array.to_pylist(), dtype=object)
+    return pa.types.is_struct(arrow_type)
+
+
+def _valid_rows(arrays: list) -> list[int]:
+    import numpy as np
+
+    valid = np.logical_and.reduce([a.is_valid().to_numpy(zero_copy_only=False) for a in arrays])
+    return np.flatnonzero(valid).tolist()
 
 
 def batch_function(function: Callable, null_handling: str, arrow_params: list, arrow_return: Any) -> Callable:
@@ -132,26 +134,35 @@ def batch_function(function: Callable, null_handling: str, arrow_params: list, a
 
         arrays = [_column(c, t) for c, t in zip(columns, arrow_params, strict=True)]
         size = len(arrays[0]) if arrays else 0
-        if null_handling == "default" and arrays:
-            keep = [i for i in range(size) if all(a[i].is_valid for a in arrays)]
-            if len(keep) < size:  # DuckDB calls the function on the rows without a NULL argument only
-                taken = pa.array(keep, type=pa.int64())
-                answers = pa.array(function(*[a.take(taken) for a in arrays]), type=arrow_return).to_pylist()
-                out: list[Any] = [None] * size
-                for i, answer in zip(keep, answers, strict=True):
-                    out[i] = answer
-                return _pandas_result(pa.array(out, type=arrow_return), arrow_return)
-        return _pandas_result(function(*arrays), arrow_return)
+        keep = _valid_rows(arrays) if null_handling == "default" and arrays else None
+        if keep is not None and len(keep) < size:  # DuckDB calls the function on rows without a NULL only
+            taken = pa.array(keep, type=pa.int64())
+            answers = pa.array(function(*[a.take(taken) for a in arrays]), type=arrow_return).to_pylist()
+            out: list[Any] = [None] * size
+            for i, answer in zip(keep, answers, strict=True):
+                out[i] = answer
+            return pd.Series(out, dtype=object)
+        result = function(*arrays)
+        return pd.Series((result if isinstance(result, (pa.Array, pa.ChunkedArray))
+                          else pa.array(result, type=arrow_return)).to_pylist(), dtype=object)
 
-    call.__annotations__ = {"columns": pd.Series,
-                            "return": pd.DataFrame if _is_struct(arrow_return) else pd.Series}
+    call.__annotations__ = {"columns": pd.Series, "return": pd.Series}
     return call
 
 
-def _is_struct(arrow_type: Any) -> bool:
-    import pyarrow as pa
+def struct_batch_function(function: Callable, null_handling: str, arrow_params: list, arrow_return: Any) -> Callable:
+    """A vectorized function with a STRUCT result, called one row at a time: a pandas UDF returns a struct
+    column as a DataFrame, which has no way to say that a row is NULL."""
+    def call(*args: Any) -> Any:
+        import pyarrow as pa
 
-    return pa.types.is_struct(arrow_type)
+        values = [_plain(a, t) for a, t in zip(args, arrow_params, strict=True)]
+        if null_handling == "default" and any(v is None for v in values):
+            return None
+        arrays = [pa.array([v], type=t) for v, t in zip(values, arrow_params, strict=True)]
+        return pa.array(function(*arrays), type=arrow_return)[0].as_py()
+
+    return call
 
 
 def python_error(text: str) -> str | None:
@@ -184,9 +195,12 @@ def _register(spark: Any, spec: UdfSpec) -> None:
     try:
         returns = spark_ddl(spec.returns)
         params = [_arrow_type(spark_ddl(p)) for p in spec.parameters]
-        if spec.vectorized:
-            function = pandas_udf(batch_function(spec.function, spec.null_handling, params,
-                                                 _arrow_type(returns)), returns)
+        arrow_return = _arrow_type(returns)
+        if spec.vectorized and not _is_struct(arrow_return):
+            function = pandas_udf(batch_function(spec.function, spec.null_handling, params, arrow_return), returns)
+        elif spec.vectorized:
+            function = udf(struct_batch_function(spec.function, spec.null_handling, params, arrow_return), returns,
+                           useArrow=True)
         else:
             function = udf(row_function(spec.function, spec.null_handling, params), returns, useArrow=True)
     except Exception as exc:  # a DuckDB type Spark has no spelling for, or one pyspark refuses
