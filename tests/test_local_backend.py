@@ -32,6 +32,7 @@ from sqlsynth.llm.local import (  # noqa: E402
     bounded_schema,
     generation,
     loading,
+    memory,
     minimal_instance,
     pack_bitmask,
     parse_options,
@@ -273,11 +274,53 @@ def test_batch_size_and_memory_cut_batches(tiny_dir, monkeypatch):
     monkeypatch.setattr(generation, "generate_batch", spy)
     requests = [ask(f"prompt {i}", max_tokens=3) for i in range(7)]
     backend(tiny_dir, batch_size=3).generate_many(requests)
-    assert calls == [3, 3, 1]
+    assert calls == [3, 2, 2]  # evened out: a last batch of one would cost as many decode steps
     calls.clear()
     monkeypatch.setattr(batching, "memory_budget", lambda device: 1)  # nothing fits: one at a time
     backend(tiny_dir).generate_many(requests[:3])
     assert calls == [1, 1, 1]
+
+
+def test_cpu_budget_is_fixed_not_a_share_of_free_ram(monkeypatch):
+    monkeypatch.delenv(memory.BATCH_MB_ENV, raising=False)
+    monkeypatch.setattr(memory, "_free_memory", lambda device: 1 << 40)  # a machine with 1 TB free
+    assert memory.batch_budget("cpu") == memory.CPU_BATCH_BYTES
+    monkeypatch.setenv(memory.BATCH_MB_ENV, "64")
+    assert memory.batch_budget("cpu") == 64 << 20
+    monkeypatch.setattr(memory, "_free_memory", lambda device: 10 << 30)
+    assert memory.batch_budget("cuda:0") == int(0.7 * (10 << 30))
+
+
+def test_batch_bytes_match_the_measured_bank_batches():
+    """SmolLM2-135M fp32; the process grew by 437 MB (22 question rows) and 623 MB (52 answer rows)."""
+    from types import SimpleNamespace
+
+    import torch
+
+    config = SimpleNamespace(num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3,
+                             hidden_size=576, intermediate_size=1536)
+    shape = memory.MemoryShape.of(config, torch.float32)
+    assert shape.kv_bytes_per_token == 46080
+    questions = shape.batch_bytes(rows=22, shared=44, own=150, steps=96 + 52)
+    answers = shape.batch_bytes(rows=52, shared=364, own=61, steps=48 + 16)
+    assert 437 <= questions / 2**20 <= 437 * 1.15
+    assert 623 * 0.95 <= answers / 2**20 <= 623 * 1.15
+    assert shape.batch_bytes(64, 0, 150, 148) > 2 * shape.batch_bytes(32, 0, 150, 148) * 0.99
+
+
+def test_batches_are_evened_out_within_the_budget(tiny_dir, monkeypatch):
+    b = backend(tiny_dir)
+    loaded = b.loaded
+    jobs = [b._job(loaded, i, ask(f"prompt number {i}", max_tokens=4), parse_options({"max_tokens": 4}))
+            for i in range(10)]
+    one = batching.batch_cost(jobs[:1], loaded)
+    four = batching.batch_cost(jobs[:4], loaded)
+    monkeypatch.setattr(batching, "memory_budget", lambda device: four)  # four fit, five do not
+    sizes = [len(batch) for batch in batching.cut(jobs, 64, loaded)]
+    assert sizes == [4, 3, 3] and one < four
+    assert [len(batch) for batch in batching.cut(jobs, 5, loaded)] == [4, 3, 3]
+    monkeypatch.setattr(batching, "memory_budget", lambda device: 1 << 40)
+    assert [len(batch) for batch in batching.cut(jobs, 64, loaded)] == [10]
 
 
 def test_requests_are_grouped_by_settings_and_sorted_by_length(tiny_dir, monkeypatch):

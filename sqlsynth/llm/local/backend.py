@@ -9,6 +9,7 @@ from ..types import LLMRequest, LLMResult
 from .batching import CPU_MAX_BATCH, GPU_MAX_BATCH, Job, cut, is_beam_sampling
 from .generation import run_batch
 from .loading import LoadedModel, encode_chat, load_model, model_revision
+from .memory import release_freed_memory
 from .options import GenerationOptions, parse_options
 
 
@@ -38,8 +39,11 @@ class TransformersBackend:
             return []
         loaded = self.loaded
         jobs = [self._job(loaded, i, r, o) for i, (r, o) in enumerate(zip(requests, options, strict=True))]
-        for batch in self._batches([j for j in jobs if j.result is None], loaded):
-            run_batch(loaded, batch)
+        try:
+            for batch in self._batches([j for j in jobs if j.result is None], loaded):
+                run_batch(loaded, batch)
+        finally:
+            release_freed_memory()  # what the batches freed, back to the OS before SQL or MiniLM runs
         return [job.result for job in jobs]
 
     def _options(self, request: LLMRequest, index: int) -> GenerationOptions:
@@ -78,7 +82,8 @@ class TransformersBackend:
             if is_beam_sampling(group[0].options):
                 batches.extend([j] for j in group)  # seeded per request: HF samples beams globally
                 continue
-            batches.extend(cut(group, self._max_batch(loaded), loaded))
+            extra = loaded.grammar().reserve(group[0].schema)[1] if group[0].schema is not None else 0
+            batches.extend(cut(group, self._max_batch(loaded), loaded, extra_steps=extra))
         return batches
 
     def _max_batch(self, loaded: LoadedModel) -> int:

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
 from ..types import LLMResult
 from .loading import LoadedModel
+from .memory import batch_budget
 from .options import GenerationOptions
+from .prefix import common_prefix, reusable_length
 
 CPU_MAX_BATCH = 64  # on 2-4 cores larger batches stop paying off (bench/local_generation.py)
 GPU_MAX_BATCH = 256
-_MEMORY_FRACTION = {"cpu": 0.25, "cuda": 0.7, "mps": 0.5}
 
 
 @dataclass
@@ -35,42 +35,82 @@ def _rows_per_job(options: GenerationOptions) -> int:
     return max(options.num_beams, options.num_return_sequences)
 
 
-def cut(group: list[Job], max_batch: int, loaded: LoadedModel) -> list[list[Job]]:
+def memory_budget(device: str) -> int:
+    """Bytes one generate() batch may use (memory.batch_budget; tests replace this)."""
+    return batch_budget(device)
+
+
+def cut(group: list[Job], max_batch: int, loaded: LoadedModel, extra_steps: int = 0) -> list[list[Job]]:
+    """Consecutive batches of ``group`` (sorted by prompt length), each within ``max_batch`` jobs and
+    the memory budget, then evened out: 64 jobs of which 21 fit become 22+21+21 (or 16+16+16+16), not
+    21+21+21+1 — a last batch of one row costs as many decode steps as a full one.
+
+    ``extra_steps``: tokens a row may run past its max_tokens (a grammar's closing phase).
+    """
     budget = memory_budget(loaded.device)
     batches: list[list[Job]] = []
-    current: list[Job] = []
-    for job in group:  # sorted by prompt length: the last job is the longest
-        rows = (len(current) + 1) * _rows_per_job(job.options)
-        cost = rows * (len(job.prompt_ids) + job.max_new_tokens) * loaded.kv_bytes_per_token
-        if current and (len(current) >= max_batch or cost > budget):
-            batches.append(current)
-            current = []
-        current.append(job)
-    if current:
-        batches.append(current)
+    shape = _Shape(loaded, extra_steps)
+    for job in group:
+        grown = shape.with_job(job)
+        if batches and len(batches[-1]) < max_batch and grown.cost() <= budget:
+            batches[-1].append(job)
+            shape = grown
+        else:
+            batches.append([job])
+            shape = _Shape(loaded, extra_steps).with_job(job)
+    if len(batches) < 2:
+        return batches
+    for count in range(len(batches), min(len(batches) + 2, len(group)) + 1):  # greedy's count is the least
+        even = _even_split(group, count)
+        if all(len(b) <= max_batch and batch_cost(b, loaded, extra_steps) <= budget for b in even):
+            return even
     return batches
 
 
-def memory_budget(device: str) -> int:
-    """Bytes generation may use for KV caches: a fraction of what is free on the device."""
-    free = _free_memory(device)
-    return int(free * _MEMORY_FRACTION.get(device.split(":")[0], 0.25))
+def _even_split(group: list[Job], count: int) -> list[list[Job]]:
+    """``count`` consecutive parts whose sizes differ by at most one (the shorter prompts get the extra)."""
+    size, extra = divmod(len(group), count)
+    parts, start = [], 0
+    for i in range(count):
+        end = start + size + (1 if i < extra else 0)
+        parts.append(group[start:end])
+        start = end
+    return parts
 
 
-def _free_memory(device: str) -> int:
-    if device.startswith("cuda"):
-        import torch
+def batch_cost(jobs: list[Job], loaded: LoadedModel, extra_steps: int = 0) -> int:
+    """Peak bytes generate() needs for ``jobs`` as one batch (memory.MemoryShape.batch_bytes)."""
+    shape = _Shape(loaded, extra_steps)
+    for job in jobs:
+        shape = shape.with_job(job)
+    return shape.cost()
 
-        free, _total = torch.cuda.mem_get_info(torch.device(device))
-        return free
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return 4 << 30
+
+@dataclass(frozen=True)
+class _Shape:
+    """A batch's size so far: rows, the prompt prefix all its jobs share, longest prompt and answer."""
+
+    loaded: LoadedModel
+    extra_steps: int
+    first: tuple[int, ...] = ()
+    common: int = 0  # tokens every prompt so far starts with
+    rows: int = 0
+    jobs: int = 0
+    shortest: int = 0
+    longest: int = 0
+    steps: int = 0
+    reuse: bool = True
+
+    def with_job(self, job: Job) -> _Shape:
+        ids = job.prompt_ids
+        if not self.jobs:
+            return _Shape(self.loaded, self.extra_steps, tuple(ids), len(ids), _rows_per_job(job.options), 1,
+                          len(ids), len(ids), job.max_new_tokens + self.extra_steps, job.options.num_beams == 1)
+        common = common_prefix(self.first, ids, self.common)
+        return _Shape(self.loaded, self.extra_steps, self.first, common, self.rows + _rows_per_job(job.options),
+                      self.jobs + 1, min(self.shortest, len(ids)), max(self.longest, len(ids)),
+                      max(self.steps, job.max_new_tokens + self.extra_steps), self.reuse)
+
+    def cost(self) -> int:
+        shared = reusable_length(self.common, self.shortest) if self.reuse and self.rows > 1 else 0
+        return self.loaded.memory.batch_bytes(self.rows, shared, self.longest - shared, self.steps)

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..bundled import BUNDLED, LocalModelError, resolve_model_dir
 from .grammar import GrammarTools
+from .memory import MemoryShape
 from .prefix import PrefixCaches
 
 
@@ -22,7 +23,7 @@ class LoadedModel:
     device: str
     dtype: Any
     context_window: int
-    kv_bytes_per_token: int
+    memory: MemoryShape  # per-token byte counts, for sizing batches
     stop_ids: list[int]
     prefixes: PrefixCaches = field(default_factory=PrefixCaches)  # used under lock
     lock: threading.RLock = field(default_factory=threading.RLock)  # grammar() is called under it
@@ -62,7 +63,22 @@ def import_torch():
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
+    _skip_triton_without_gpu(torch)
     return torch
+
+
+def _skip_triton_without_gpu(torch) -> None:
+    """Make ``import triton`` fail, as if it were not installed, on a machine without a CUDA GPU.
+
+    xgrammar depends on triton (for its GPU kernels), and transformers imports torch._dynamo, which
+    imports triton whenever it is installed: +95 MB of RSS (libtriton) for a CPU run that never uses
+    it (measured, issue 14). torch and transformers treat a failing import as "no triton". Too late
+    once something imported it; ``SQLSYNTH_KEEP_TRITON=1`` keeps it.
+    """
+    if "triton" in sys.modules or os.environ.get("SQLSYNTH_KEEP_TRITON") == "1":
+        return
+    if not torch.cuda.is_available():
+        sys.modules["triton"] = None  # type: ignore[assignment]  # the import system's "not found"
 
 
 def load_model(model_ref: str, device: str | None = None) -> LoadedModel:
@@ -115,7 +131,7 @@ def _load(model_dir: Path, device: str) -> LoadedModel:
     config = model.config
     return LoadedModel(model=model, tokenizer=tokenizer, device=device, dtype=dtype,
                        context_window=_context_window(config),
-                       kv_bytes_per_token=_kv_bytes_per_token(config, dtype),
+                       memory=MemoryShape.of(config, dtype),
                        stop_ids=_stop_ids(model, tokenizer))
 
 
@@ -173,18 +189,6 @@ def _context_window(config) -> int:
         if isinstance(value, int) and value > 0:
             return value
     return 2048
-
-
-def _kv_bytes_per_token(config, dtype) -> int:
-    """Memory one token of one sequence costs during generation (KV cache, with slack)."""
-    import torch
-
-    layers = getattr(config, "num_hidden_layers", 24)
-    heads = getattr(config, "num_attention_heads", 16)
-    kv_heads = getattr(config, "num_key_value_heads", None) or heads
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
-    size = torch.finfo(dtype).bits // 8
-    return int(2 * layers * kv_heads * head_dim * size * 1.5)
 
 
 def model_revision(model_ref: str) -> str | None:

@@ -53,12 +53,25 @@ def shared_prefix_length(prompts: list[list[int]]) -> int:
 
     ``SQLSYNTH_PREFIX_REUSE=0`` turns reuse off (benchmarks compare both ways).
     """
+    first, common = prompts[0], len(prompts[0])
+    for prompt in prompts[1:]:
+        common = common_prefix(first, prompt, common)
+    return reusable_length(common, min(len(p) for p in prompts))
+
+
+def common_prefix(first, other, limit: int) -> int:
+    """How many leading tokens ``other`` shares with ``first``, at most ``limit``."""
+    length, limit = 0, min(limit, len(other))
+    while length < limit and first[length] == other[length]:
+        length += 1
+    return length
+
+
+def reusable_length(common: int, shortest: int) -> int:
+    """The part of a ``common`` prefix worth reusing: each row keeps an own token; 0 when short or off."""
     if os.environ.get("SQLSYNTH_PREFIX_REUSE", "1") == "0":
         return 0
-    first, shortest = prompts[0], min(len(p) for p in prompts)
-    length = 0
-    while length < shortest - 1 and all(p[length] == first[length] for p in prompts):
-        length += 1
+    length = min(common, shortest - 1)
     return length if length >= MIN_SHARED_TOKENS else 0
 
 
