@@ -9,7 +9,6 @@ from ..types import LLMRequest, LLMResult
 from .batching import CPU_MAX_BATCH, GPU_MAX_BATCH, Job, cut, is_beam_sampling
 from .generation import run_batch
 from .loading import LoadedModel, encode_chat, load_model, model_revision
-from .memory import release_freed_memory
 from .options import GenerationOptions, parse_options
 
 
@@ -39,11 +38,8 @@ class TransformersBackend:
             return []
         loaded = self.loaded
         jobs = [self._job(loaded, i, r, o) for i, (r, o) in enumerate(zip(requests, options, strict=True))]
-        try:
-            for batch in self._batches([j for j in jobs if j.result is None], loaded):
-                run_batch(loaded, batch)
-        finally:
-            release_freed_memory()  # what the batches freed, back to the OS before SQL or MiniLM runs
+        for batch in self._batches([j for j in jobs if j.result is None], loaded):
+            run_batch(loaded, batch)
         return [job.result for job in jobs]
 
     def _options(self, request: LLMRequest, index: int) -> GenerationOptions:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from ..types import LLMResult
 from .batching import Job, is_beam_sampling
 from .loading import LoadedModel
+from .memory import release_freed_memory
 from .prefix import STATS, shared_prefix_length
 from .sampling import RepetitionPenalty, RowSampler
 
@@ -19,7 +20,10 @@ def run_batch(loaded: LoadedModel, jobs: list[Job]) -> None:
     started = time.perf_counter()
     try:
         with loaded.lock:
-            decoded = generate_batch(loaded, jobs)
+            try:
+                decoded = generate_batch(loaded, jobs)
+            finally:
+                release_freed_memory()  # before the next batch: its KV blocks have other sizes
     except Exception as exc:  # OOM, device errors: every request of the batch gets the error
         for job in jobs:
             job.result = LLMResult(text=None, prompt_tokens=len(job.prompt_ids), finish_reason="error",
