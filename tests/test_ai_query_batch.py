@@ -222,3 +222,17 @@ def test_a_batch_endpoint_on_a_spark_target_is_refused_at_compile_time(tmp_path)
     assert done.returncode == 2, done.stdout + done.stderr
     assert "models/a.sql" in done.stderr and "batch: true" in done.stderr and "--target duckdb" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_two_independent_calls_of_a_model_share_its_batch(tmp_path):
+    with stub() as server:
+        project = make(tmp_path, server.url)
+        (project / "models" / "a.sql").write_text(
+            "{{ config(materialized='table') }}\n"
+            "select i, ai_query('teacher', 'a ' || i) as x, ai_query('teacher', 'b ' || (i % 100)) as y "
+            "from range(3000) t(i)")
+        done = cli(project, "run")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert (server.stats.batches, server.stats.batch_lines, server.stats.requests) == (1, 3100, 0)
+        assert q(project, "select count(*) from a where x = 'reply: a ' || i and y = 'reply: b ' || (i % 100)") \
+            == [(3000,)]

@@ -154,7 +154,7 @@ def _answer_level(cur: Any, answerer: BatchAnswerer, calls: list[RequestCall], n
             mine.setdefault(group, []).append(items.setdefault((request, parameters), len(items)))
         if call.fail_on_error:
             strict.extend(mine.items())
-    outcomes = {}
+    outcomes: dict[tuple[str, str | None, str], list[Any]] = {}
     for group, items in groups.items():
         endpoint, response_format, node = group
         keys, outcomes[group] = answerer.answer_keyed(
@@ -163,9 +163,9 @@ def _answer_level(cur: Any, answerer: BatchAnswerer, calls: list[RequestCall], n
         for key, outcome in zip(keys, outcomes[group], strict=True):
             if key is not None and outcome.error is not None:
                 errors[key] = outcome
-    for (endpoint, _, node), indices in strict:
-        failed = [outcomes[(endpoint, _, node)][i].error for i in indices]
-        failed = [error for error in failed if error]
+    for group, indices in strict:
+        endpoint, _, node = group
+        failed = [error for error in (outcomes[group][i].error for i in indices) if error]
         if failed:
             raise LLMCallError(
                 f"model '{node}': ai_query on endpoint '{endpoint}' failed for {len(failed)} of {len(indices)} "
