@@ -37,11 +37,11 @@ class BuildContext:
 
     def swap(self, statements: Callable[[], Any]) -> Any:
         """Run the statements that replace the relation, then the post_hook, as one transaction."""
-        from .llm.runtime import one_duckdb_thread
+        from .llm.runtime import ai_query_statement
 
         hook, self.post_hook = self.post_hook, None  # runs once, with the first (only) swap
         # ai_query runs on this thread, not on a DuckDB worker while this one spins (llm/runtime.py)
-        with one_duckdb_thread(self.db, self.cur, "ai_query(" in self.sql.lower()):
+        with ai_query_statement(self.db, self.cur, "ai_query(" in self.sql.lower()):
             return in_transaction(self.cur, statements, then=hook)
 
     @property

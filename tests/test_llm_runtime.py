@@ -7,7 +7,7 @@ import threading
 
 import duckdb
 
-from sqlsynth.llm.runtime import YOUNG_THRESHOLD, one_duckdb_thread, quiet_gc
+from sqlsynth.llm.runtime import YOUNG_THRESHOLD, ai_query_statement, quiet_gc
 
 
 def test_quiet_gc_freezes_and_restores_when_the_last_user_leaves():
@@ -37,19 +37,21 @@ def _threads(con) -> int:
     return con.execute("select current_setting('threads')").fetchall()[0][0]
 
 
-def test_one_duckdb_thread_only_for_ai_query_statements_and_restored():
+def test_ai_query_statement_only_for_ai_query_statements_and_restored():
     con = duckdb.connect()
     con.execute("set threads = 3")
-    with one_duckdb_thread(con, con.cursor(), calls_ai_query=False):
+    with ai_query_statement(con, con.cursor(), calls_ai_query=False):
         assert _threads(con) == 3
     outer = con.cursor()
-    with one_duckdb_thread(con, outer, calls_ai_query=True):
+    gc_before = gc.get_threshold()
+    with ai_query_statement(con, outer, calls_ai_query=True):
         assert _threads(con) == 1
+        assert gc.get_threshold()[0] >= YOUNG_THRESHOLD  # quiet for the whole statement
         inner_done = threading.Event()
 
         def other_model() -> None:  # a second ai_query model on another runner thread
             cur = con.cursor()
-            with one_duckdb_thread(con, cur, calls_ai_query=True):
+            with ai_query_statement(con, cur, calls_ai_query=True):
                 assert _threads(cur) == 1
             inner_done.set()
         worker = threading.Thread(target=other_model)
@@ -57,13 +59,14 @@ def test_one_duckdb_thread_only_for_ai_query_statements_and_restored():
         worker.join()
         assert inner_done.is_set() and _threads(con) == 1  # the outer statement still runs
     assert _threads(con) == 3
+    assert gc.get_threshold() == gc_before and gc.get_freeze_count() == 0
 
 
-def test_one_duckdb_thread_restores_after_a_failing_statement():
+def test_ai_query_statement_restores_after_a_failing_statement():
     con = duckdb.connect()
     con.execute("set threads = 2")
     try:
-        with one_duckdb_thread(con, con.cursor(), calls_ai_query=True):
+        with ai_query_statement(con, con.cursor(), calls_ai_query=True):
             con.execute("select * from no_such_table")
     except duckdb.CatalogException:
         pass

@@ -55,13 +55,21 @@ def quiet_gc() -> Iterator[None]:
 
 
 @contextmanager
-def one_duckdb_thread(database: object, cursor: Any, calls_ai_query: bool) -> Iterator[None]:
-    """Run a statement that calls ai_query with DuckDB's ``threads = 1`` until the last such statement
-    on ``database`` ends, then restore the setting (through this thread's ``cursor``: the setting
-    is the database's); other statements pass through unchanged."""
+def ai_query_statement(database: object, cursor: Any, calls_ai_query: bool) -> Iterator[None]:
+    """Around a statement that calls ai_query: DuckDB ``threads = 1`` and the quiet GC for the whole
+    statement (not only while each 2,048-row batch runs: restoring the GC between two batches let a
+    full collection fall on the gap, when no request is in flight). Other statements pass through."""
     if not calls_ai_query:
         yield
         return
+    with one_duckdb_thread(database, cursor), quiet_gc():
+        yield
+
+
+@contextmanager
+def one_duckdb_thread(database: object, cursor: Any) -> Iterator[None]:
+    """DuckDB's ``threads = 1`` until the last ai_query statement on ``database`` ends, then the
+    setting as it was (set through this thread's ``cursor``: the setting is the database's)."""
     key = id(database)
     with _lock:
         entry = _thread_users.get(key)
