@@ -276,7 +276,7 @@ def test_batch_size_and_memory_cut_batches(tiny_dir, monkeypatch):
     backend(tiny_dir, batch_size=3).generate_many(requests)
     assert calls == [3, 2, 2]  # evened out: a last batch of one would cost as many decode steps
     calls.clear()
-    monkeypatch.setattr(batching, "memory_budget", lambda device: 1)  # nothing fits: one at a time
+    monkeypatch.setattr(batching, "memory_budget", lambda loaded: 1)  # nothing fits: one at a time
     backend(tiny_dir).generate_many(requests[:3])
     assert calls == [1, 1, 1]
 
@@ -315,12 +315,27 @@ def test_batches_are_evened_out_within_the_budget(tiny_dir, monkeypatch):
             for i in range(10)]
     one = batching.batch_cost(jobs[:1], loaded)
     four = batching.batch_cost(jobs[:4], loaded)
-    monkeypatch.setattr(batching, "memory_budget", lambda device: four)  # four fit, five do not
+    monkeypatch.setattr(batching, "memory_budget", lambda loaded: four)  # four fit, five do not
     sizes = [len(batch) for batch in batching.cut(jobs, 64, loaded)]
     assert sizes == [4, 3, 3] and one < four
     assert [len(batch) for batch in batching.cut(jobs, 5, loaded)] == [4, 3, 3]
-    monkeypatch.setattr(batching, "memory_budget", lambda device: 1 << 40)
+    monkeypatch.setattr(batching, "memory_budget", lambda loaded: 1 << 40)
     assert [len(batch) for batch in batching.cut(jobs, 64, loaded)] == [10]
+
+
+def test_other_loaded_models_come_off_the_cpu_budget(tiny_dir, monkeypatch):
+    from dataclasses import replace
+
+    loaded = backend(tiny_dir).loaded
+    monkeypatch.delenv(memory.BATCH_MB_ENV, raising=False)
+    monkeypatch.setattr(loading, "loaded_models", lambda: [loaded])
+    monkeypatch.setattr(batching, "loaded_models", lambda: [loaded])
+    assert batching.memory_budget(loaded) == memory.CPU_BATCH_BYTES
+    student = replace(loaded, weight_bytes=100 << 20)
+    monkeypatch.setattr(batching, "loaded_models", lambda: [loaded, student])
+    assert batching.memory_budget(loaded) == memory.CPU_BATCH_BYTES - (100 << 20)
+    monkeypatch.setattr(batching, "loaded_models", lambda: [loaded, replace(loaded, weight_bytes=1 << 30)])
+    assert batching.memory_budget(loaded) == memory.CPU_MIN_BATCH_BYTES
 
 
 def test_requests_are_grouped_by_settings_and_sorted_by_length(tiny_dir, monkeypatch):

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..types import LLMResult
-from .loading import LoadedModel
-from .memory import batch_budget
+from .loading import LoadedModel, loaded_models
+from .memory import CPU_MIN_BATCH_BYTES, batch_budget
 from .options import GenerationOptions
 from .prefix import common_prefix, reusable_length
 
@@ -35,9 +35,17 @@ def _rows_per_job(options: GenerationOptions) -> int:
     return max(options.num_beams, options.num_return_sequences)
 
 
-def memory_budget(device: str) -> int:
-    """Bytes one generate() batch may use (memory.batch_budget; tests replace this)."""
-    return batch_budget(device)
+def memory_budget(loaded: LoadedModel) -> int:
+    """Bytes one generate() batch of ``loaded`` may use (memory.batch_budget; tests replace this).
+
+    On CPU the weights of every other model loaded in the process come off the budget (down to
+    CPU_MIN_BATCH_BYTES): `make eval` holds the base model and the student (+0.5 GB) at once.
+    """
+    budget = batch_budget(loaded.device)
+    if loaded.device != "cpu":
+        return budget
+    others = sum(m.weight_bytes for m in loaded_models() if m is not loaded and m.device == "cpu")
+    return max(CPU_MIN_BATCH_BYTES, budget - others) if others else budget
 
 
 def cut(group: list[Job], max_batch: int, loaded: LoadedModel, extra_steps: int = 0) -> list[list[Job]]:
@@ -47,7 +55,7 @@ def cut(group: list[Job], max_batch: int, loaded: LoadedModel, extra_steps: int 
 
     ``extra_steps``: tokens a row may run past its max_tokens (a grammar's closing phase).
     """
-    budget = memory_budget(loaded.device)
+    budget = memory_budget(loaded)
     batches: list[list[Job]] = []
     shape = _Shape(loaded, extra_steps)
     for job in group:

@@ -24,6 +24,7 @@ class LoadedModel:
     dtype: Any
     context_window: int
     memory: MemoryShape  # per-token byte counts, for sizing batches
+    weight_bytes: int  # parameters' bytes (a second model in the process shrinks the CPU batch budget)
     stop_ids: list[int]
     prefixes: PrefixCaches = field(default_factory=PrefixCaches)  # used under lock
     lock: threading.RLock = field(default_factory=threading.RLock)  # grammar() is called under it
@@ -40,6 +41,11 @@ class LoadedModel:
 
 _MODELS: dict[tuple[str, str], LoadedModel] = {}
 _MODELS_LOCK = threading.Lock()
+
+
+def loaded_models() -> list[LoadedModel]:
+    with _MODELS_LOCK:
+        return list(_MODELS.values())
 
 
 def best_device() -> str:
@@ -132,6 +138,7 @@ def _load(model_dir: Path, device: str) -> LoadedModel:
     return LoadedModel(model=model, tokenizer=tokenizer, device=device, dtype=dtype,
                        context_window=_context_window(config),
                        memory=MemoryShape.of(config, dtype),
+                       weight_bytes=sum(p.numel() * p.element_size() for p in model.parameters()),
                        stop_ids=_stop_ids(model, tokenizer))
 
 
