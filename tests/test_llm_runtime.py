@@ -71,3 +71,13 @@ def test_ai_query_statement_restores_after_a_failing_statement():
     except duckdb.CatalogException:
         pass
     assert _threads(con) == 2
+
+
+def test_quiet_gc_leaves_a_host_applications_own_freeze_alone():
+    gc.freeze()
+    try:
+        with quiet_gc():
+            pass
+        assert gc.get_freeze_count() > 0  # still frozen (some may have been freed by reference counting)
+    finally:
+        gc.unfreeze()

@@ -31,18 +31,21 @@ YOUNG_THRESHOLD = 50_000  # gen-0 allocations between collections while a batch 
 _lock = threading.Lock()
 _gc_users = 0
 _gc_saved: tuple[int, int, int] | None = None
+_gc_froze = False  # whether we froze (a host application that froze objects itself keeps them frozen)
 _thread_users: dict[int, list[int]] = {}  # id(database) -> [ai_query statements running, threads before]
 
 
 @contextmanager
 def quiet_gc() -> Iterator[None]:
     """Freeze the objects that exist now and collect young ones rarely, until the last user leaves."""
-    global _gc_users, _gc_saved
+    global _gc_users, _gc_saved, _gc_froze
     with _lock:
         _gc_users += 1
         if _gc_users == 1:
             _gc_saved = gc.get_threshold()
-            gc.freeze()
+            _gc_froze = gc.get_freeze_count() == 0
+            if _gc_froze:
+                gc.freeze()
             gc.set_threshold(max(YOUNG_THRESHOLD, _gc_saved[0]), *_gc_saved[1:])
     try:
         yield
@@ -51,7 +54,8 @@ def quiet_gc() -> Iterator[None]:
             _gc_users -= 1
             if _gc_users == 0 and _gc_saved is not None:
                 gc.set_threshold(*_gc_saved)
-                gc.unfreeze()
+                if _gc_froze:
+                    gc.unfreeze()
 
 
 @contextmanager
