@@ -658,3 +658,32 @@ def test_real_model_prefix_reuse_keeps_greedy_answers(smol, monkeypatch):
     without = smol.generate_many(requests)
     assert [r.text for r in reused] == [r.text for r in without]
     assert all(r.error is None for r in reused)
+
+
+def test_idle_weights_leave_rss_and_come_back_the_same(tiny_dir):
+    b = backend(tiny_dir)
+    requests = [ask(f"hello {i}", max_tokens=4) for i in range(3)]
+    first = [r.text for r in b.generate_many(requests)]
+    mapped = memory._clean_weight_mappings(os.path.realpath(tiny_dir))
+    assert memory.release_weight_pages(str(tiny_dir)) == sum(end - start for start, end in mapped)
+    assert [r.text for r in b.generate_many(requests)] == first  # pages come back from the file
+
+
+def test_only_mappings_without_written_pages_are_dropped(tmp_path):
+    import mmap
+
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(bytes(range(256)) * 4096)  # 1 MiB
+    with weights.open("rb") as f:
+        view = mmap.mmap(f.fileno(), 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    try:
+        assert sum(view[i] for i in range(0, len(view), 4096)) == 0  # touch every page: resident
+        mapped = memory._clean_weight_mappings(os.path.realpath(tmp_path))
+        assert [end - start for start, end in mapped] == [len(view)]
+        assert memory.release_weight_pages(str(tmp_path)) == len(view)
+        assert view[1] == 1 and view[4097] == 1  # read back from the file
+        view[0] = 7  # a private write: this mapping must never be dropped now
+        assert memory._clean_weight_mappings(os.path.realpath(tmp_path)) == []
+        assert memory.release_weight_pages(str(tmp_path)) == 0 and view[0] == 7
+    finally:
+        view.close()

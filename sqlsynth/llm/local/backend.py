@@ -9,6 +9,7 @@ from ..types import LLMRequest, LLMResult
 from .batching import CPU_MAX_BATCH, GPU_MAX_BATCH, Job, cut, is_beam_sampling
 from .generation import run_batch
 from .loading import LoadedModel, encode_chat, load_model, model_revision
+from .memory import release_weight_pages
 from .options import GenerationOptions, parse_options
 
 
@@ -40,6 +41,8 @@ class TransformersBackend:
         jobs = [self._job(loaded, i, r, o) for i, (r, o) in enumerate(zip(requests, options, strict=True))]
         for batch in self._batches([j for j in jobs if j.result is None], loaded):
             run_batch(loaded, batch)
+        with loaded.lock:  # not while another thread generates with the same weights
+            release_weight_pages(loaded.model.name_or_path)
         return [job.result for job in jobs]
 
     def _options(self, request: LLMRequest, index: int) -> GenerationOptions:
