@@ -42,11 +42,13 @@ def _command(cores: int, port: int, state: Path) -> list[str]:
 
 
 @contextlib.contextmanager
-def spark_connect_server(cores: int = 2) -> Iterator[str]:
-    """Yields the server's ``sc://localhost:PORT`` once it accepts connections."""
+def spark_connect_server(cores: int = 2, state: Path | None = None) -> Iterator[str]:
+    """Yields the server's ``sc://localhost:PORT`` once it accepts connections; ``state``: the folder of its
+    log and warehouse (tables as files under ``warehouse/<schema>.db/``), a new temporary one by default."""
     import sqlsynth
 
-    port, state = _free_port(), Path(tempfile.mkdtemp(prefix="sqlsynth-connect-"))
+    port, state = _free_port(), state or Path(tempfile.mkdtemp(prefix="sqlsynth-connect-"))
+    state.mkdir(parents=True, exist_ok=True)
     checkout = str(Path(sqlsynth.__file__).resolve().parents[1])
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable,
            "PYTHONPATH": os.pathsep.join(p for p in (checkout, os.environ.get("PYTHONPATH")) if p)}
