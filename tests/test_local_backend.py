@@ -331,9 +331,9 @@ def test_other_loaded_models_come_off_the_cpu_budget(tiny_dir, monkeypatch):
     monkeypatch.setattr(loading, "loaded_models", lambda: [loaded])
     monkeypatch.setattr(batching, "loaded_models", lambda: [loaded])
     assert batching.memory_budget(loaded) == memory.CPU_BATCH_BYTES
-    student = replace(loaded, weight_bytes=100 << 20)
+    student = replace(loaded, weight_bytes=50 << 20)
     monkeypatch.setattr(batching, "loaded_models", lambda: [loaded, student])
-    assert batching.memory_budget(loaded) == memory.CPU_BATCH_BYTES - (100 << 20)
+    assert batching.memory_budget(loaded) == memory.CPU_BATCH_BYTES - (50 << 20)
     monkeypatch.setattr(batching, "loaded_models", lambda: [loaded, replace(loaded, weight_bytes=1 << 30)])
     assert batching.memory_budget(loaded) == memory.CPU_MIN_BATCH_BYTES
 

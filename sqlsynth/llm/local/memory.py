@@ -18,7 +18,7 @@ import os
 import sys
 from dataclasses import dataclass
 
-CPU_BATCH_BYTES = 384 << 20  # the default CPU budget per batch (bench/RESULTS.md, issue 14)
+CPU_BATCH_BYTES = 200 << 20  # the default CPU budget per batch: the demo peaks at 1.47 GB, 195 s (bench/RESULTS.md, issue 14)
 CPU_MIN_BATCH_BYTES = 128 << 20  # the floor when other models already take memory
 BATCH_MB_ENV = "SQLSYNTH_LOCAL_BATCH_MB"  # overrides CPU_BATCH_BYTES (in MiB), e.g. on a big machine
 _DEVICE_FRACTION = {"cuda": 0.7, "mps": 0.5}
