@@ -39,7 +39,7 @@ EVAL_STEPS ?= 40
 STUDENT    := target/student
 
 # Real customer questions for the held-out set: banking77's test.csv in BANKING77_DIR (or the
-# SQLSYNTH_BANKING77_DIR environment variable); without it, the project's own 60 held-out questions.
+# SQLSYNTH_BANKING77_DIR environment variable); without it, the project's own 72 held-out questions.
 BANKING77_DIR ?= $(or $(SQLSYNTH_BANKING77_DIR),../shared/data/banking77)
 EVAL_SOURCE   := $(if $(wildcard $(BANKING77_DIR)/test.csv),banking77,shipped)
 ifeq ($(EVAL_SOURCE),banking77)
