@@ -70,10 +70,18 @@ def spark(server, tmp_path_factory):
     (root / "udfs/text_tools.py").write_text(textwrap.dedent(UDFS))
     (root / "project.yml").write_text(f"name: p\ntargets:\n  sc:\n    type: spark\n    remote: {server}\n")
     project = load_project(root)
+    # pyspark marks the whole process as Spark Connect (SPARK_CONNECT_MODE_ENABLED, SPARK_REMOTE) and a
+    # remote session's stop() leaves the marks: later modules' local sessions would then fail.
+    marks = {name: os.environ.get(name) for name in ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE")}
     session = open_session("sc", project.config.targets["sc"], project.target_dir / "spark")
     register_python_functions(session, project, connect=True)
     yield session
     session.stop()
+    for name, value in marks.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def test_functions_ship_with_the_session(spark):

@@ -39,7 +39,9 @@ def spark(built):
 
     project, _ = built
     target = parse_project_config({"name": "p", "targets": {"spark": {"type": "spark", "remote": "local[2]"}}})
-    return open_session("spark", target.targets["spark"], project / "target/spark")
+    session = open_session("spark", target.targets["spark"], project / "target/spark")
+    yield session
+    session.stop()  # the next module's session must open on its own metastore, not reuse this one
 
 
 def _rows(rows) -> list[tuple]:

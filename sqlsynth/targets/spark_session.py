@@ -167,6 +167,10 @@ def open_session(target_name: str, target: Any, state_dir: Path) -> Any:
                 builder = builder.config(key, value)
             session = builder.getOrCreate()
         else:
+            # pyspark picks Spark Connect for every session of a process marked with these (a notebook,
+            # or an earlier remote session: its stop() leaves them): local[N] asks for a classic one.
+            for mark in ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE"):
+                os.environ.pop(mark, None)
             session = _local_builder(target, state_dir).getOrCreate()
             session.sparkContext.setLogLevel("ERROR")
         session.sql("select 1").collect()
