@@ -2,9 +2,9 @@
 
 A Spark task cannot write to a table row by row, and a job's output is committed only when the job
 ends, so a task writes each flush of answers (every fraction of a second, BatchAnswerer's own rhythm)
-as one small Parquet file into the *spool* — a folder the executors and this process both reach. The
-driver moves spooled rows into the tables after the stage and before every stage (a run killed half
-way left files there): nothing answered is paid twice. Files appear by rename, so a half-written one
+as one small Parquet file into the *spool* — a folder the executors and this process both reach. After
+the stage and before every stage (a run killed half way left files there) Spark reads the spooled files
+into the tables — the answers never pass through this process: nothing answered is paid twice. Files appear by rename, so a half-written one
 is never read.
 """
 
@@ -142,31 +142,24 @@ def ingest(spark: Any, root: str) -> None:
 
 
 def _ingest(spark: Any, root: str, table: str) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
+    """Spark reads the spooled files itself (the answers never pass through this process, however many)."""
     columns = TABLES[table]
     filesystem, paths = _files(root, table)
+    schema = ", ".join(f"`{name}` {kind}" for name, kind in columns)
     for start in range(0, len(paths), INGEST_FILES):
         chunk = paths[start:start + INGEST_FILES]
-        data = pa.concat_tables([pq.read_table(p, filesystem=filesystem) for p in chunk])
-        if table == "cache":
-            data = _first_per_key(data)
-        rows = spark.createDataFrame(data).selectExpr(*(f"cast(`{name}` as {kind}) as `{name}`"
-                                                        for name, kind in columns))
-        if table == "cache":  # an append reads the files listed when it is planned: never its own rows
-            rows = rows.join(spark.table(f"{SCHEMA}.cache").select("key"), "key", "left_anti") \
-                .select(*(f"`{name}`" for name, _ in columns))  # insertInto goes by position
-        rows.write.insertInto(f"{SCHEMA}.{table}")
+        rows = spark.read.schema(schema).parquet(*(_uri(root, path) for path in chunk))
+        if table == "cache":  # the earliest answer per key (a retried task may have spooled one twice),
+            first = rows.selectExpr("*", "row_number() over (partition by key order by created_at) as __n")
+            cached = spark.table(f"{SCHEMA}.cache").select("key")  # and never a key the table already has
+            rows = first.where("__n = 1").join(cached, "key", "left_anti")
+        rows.select(*(f"`{name}`" for name, _ in columns)).write.insertInto(f"{SCHEMA}.{table}")  # by position
         for path in chunk:
             filesystem.delete_file(path)
 
 
-def _first_per_key(data: Any) -> Any:
-    """The earliest answer of each key (a retried task may have spooled one twice)."""
-    import pyarrow as pa
-
-    data = data.sort_by([("created_at", "ascending")])
-    first = data.append_column("__n", pa.array(range(data.num_rows), pa.int64())) \
-        .group_by("key", use_threads=False).aggregate([("__n", "min")]).column("__n_min")
-    return data.take(first)
+def _uri(root: str, path: str) -> str:
+    """A listed spool file as Spark opens it: pyarrow lists 'bucket/key' for 's3://bucket/...' roots."""
+    if "://" in root:
+        return f"{root.split('://', 1)[0]}://{path}"
+    return f"file://{path}"
