@@ -116,6 +116,14 @@ class ProjectConfig(Strict):
     snapshots: dict[str, Any] | None = None
     quoting: dict[str, Any] | None = None
     query_comment: Any = Field(None, alias="query-comment")
+    dbt_cloud: dict[str, Any] | None = Field(None, alias="dbt-cloud")
+    dispatch: list[Any] | None = None
+    flags: dict[str, Any] | None = None
+    sources: dict[str, Any] | None = None
+    exposures: dict[str, Any] | None = None
+    metrics: dict[str, Any] | None = None
+    semantic_models: dict[str, Any] | None = Field(None, alias="semantic-models")
+    saved_queries: dict[str, Any] | None = Field(None, alias="saved-queries")
 
     @field_validator("on_run_start", "on_run_end", mode="before")
     @classmethod
@@ -188,7 +196,11 @@ UNSUPPORTED_KEYS = {
     "snapshots": "snapshots are not supported", "docs-paths": "dbt docs are not supported",
     "asset-paths": "dbt docs are not supported", "packages-install-path": "packages are not supported",
     "require-dbt-version": "sqlsynth is not dbt", "quoting": "identifiers are always quoted as needed",
-    "query-comment": "query comments are not added",
+    "query-comment": "query comments are not added", "dbt-cloud": "dbt Cloud settings",
+    "dispatch": "packages are not supported", "flags": "dbt's behaviour flags",
+    "sources": "configure sources in their schema YAML", "exposures": "exposures are not supported",
+    "metrics": "metrics are not supported", "semantic-models": "semantic models are not supported",
+    "saved-queries": "saved queries are not supported",
 }
 
 

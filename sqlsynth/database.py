@@ -102,6 +102,7 @@ class Database:
         self._local = threading.local()
         self._cursors: list[Any] = []
         self._lock = threading.Lock()
+        self._schema_lock = threading.Lock()
         try:
             self._apply_memory_limit(project.config.memory_limit)
             register_all(self.con, project.udfs, self.functions)
@@ -150,7 +151,9 @@ class Database:
             "where table_schema = ? and table_name = ? order by ordinal_position", [schema, name]).fetchall()
 
     def ensure_schema(self, schema: str) -> None:
-        self.cursor().execute(f"create schema if not exists {quote(schema)}")
+        # one at a time: two seeds of one `+schema` creating it on two cursors is a write-write conflict
+        with self._schema_lock:
+            self.cursor().execute(f"create schema if not exists {quote(schema)}")
 
     def close(self) -> None:
         try:

@@ -6,7 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, did_you_mean
+import yaml
+
+from .errors import ConfigError, RenderError, did_you_mean
 from .yamlfile import LineDict
 
 SCHEMA_KEYS = {"version", "models", "sources", "seeds", "unit_tests"}
@@ -46,3 +48,76 @@ def warn_unsupported_folders(project_dir: Path) -> None:
     for name in ("packages.yml", "dependencies.yml"):
         if (project_dir / name).exists():
             _warn(name, "packages are not supported; macros from packages are not available")
+
+
+# --------------------------------------------------------------------------------------------
+# dbt's `adapter` and `dbt` objects in templates
+
+# Models are DuckDB SQL on every target (Spark gets them transpiled), so dispatch looks for duckdb__.
+DISPATCH_PREFIXES = ("duckdb__", "default__")
+
+
+class Adapter:
+    """The parts of dbt's `adapter` that project macros call: dispatch() and quote()."""
+
+    def __init__(self, namespace: dict[str, Any], builtins: dict[str, Any]):
+        self._namespace = namespace
+        self._builtins = builtins
+
+    def dispatch(self, macro_name: str, macro_namespace: str | None = None) -> Any:
+        """dbt's search: the project's duckdb__/default__ implementation, then dbt's own macro."""
+        for prefix in DISPATCH_PREFIXES:
+            if callable(found := self._namespace.get(prefix + macro_name)):
+                return found
+        if macro_namespace in (None, "dbt") and macro_name in self._builtins:
+            return self._builtins[macro_name]
+        raise RenderError(f"adapter.dispatch('{macro_name}'): no macro default__{macro_name} or "
+                          f"duckdb__{macro_name}",
+                          hint=f"define {{% macro default__{macro_name}(...) %}} in macros/"
+                          + ("" if macro_namespace in (None, "dbt")
+                             else f" (package '{macro_namespace}' is not installed: packages are not supported)"))
+
+    @staticmethod
+    def quote(identifier: str) -> str:
+        return '"' + str(identifier).replace('"', '""') + '"'
+
+
+class MacroPackage:
+    """`dbt.date_trunc(...)`, `dbt_utils.star(...)`: a package name whose attributes are macros.
+    `dbt` holds sqlsynth's built-ins; a package sqlsynth cannot install resolves to a project macro
+    of the same name (copied into macros/), and an unknown one is one clear error, not 'undefined'."""
+
+    def __init__(self, name: str, lookup: dict[str, Any], known: Any, provided: bool):
+        self._name, self._lookup, self._known, self._provided = name, lookup, known, provided
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        if attr in self._known and callable(found := self._lookup.get(attr)):
+            return found
+        if self._provided:
+            raise RenderError(f"{self._name}.{attr}: sqlsynth does not provide this dbt macro",
+                              hint=did_you_mean(attr, list(self._known)) or f"define {{% macro {attr}(...) %}} in macros/")
+        raise RenderError(f"{self._name}.{attr}: package '{self._name}' is not installed (packages are not supported)",
+                          hint=f"copy the macro into macros/ as {{% macro {attr}(...) %}}: {self._name}.{attr} "
+                               "then resolves to it")
+
+
+# Packages a dbt project commonly calls without a packages.yml of its own (e.g. copied snippets).
+COMMON_PACKAGES = ("dbt_utils", "dbt_date", "dbt_expectations", "audit_helper", "codegen")
+
+
+def package_names(project_dir: Path) -> list[str]:
+    """Namespaces of packages.yml's `package: org/name` entries (and of git URLs), plus common ones."""
+    names = set(COMMON_PACKAGES)
+    for file in ("packages.yml", "dependencies.yml"):
+        path = project_dir / file
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else None
+        except (OSError, yaml.YAMLError):
+            continue  # warn_unsupported_folders already says packages are ignored
+        for entry in (data or {}).get("packages") or [] if isinstance(data, dict) else []:
+            spec = entry.get("package") or entry.get("git") or "" if isinstance(entry, dict) else ""
+            last = str(spec).rstrip("/").removesuffix(".git").rsplit("/", 1)[-1]
+            names |= {last.replace("-", "_"), last.removeprefix("dbt-").replace("-", "_")}
+    return sorted(n for n in names if n.isidentifier())

@@ -72,3 +72,39 @@ def warn_unknown_folders(project_dir: Path, project_name: str, section: str, tre
         console.print(f"[yellow]warning[/yellow] {where}: {': '.join([*prefix, *parts])}: no folder "
                       f"{'/'.join(parts)} under {', '.join(paths)}, so this config applies to nothing; {hint}",
                       highlight=False)
+
+
+def render_config_tree(renderer: Any, tree: dict[str, Any], variables: dict[str, Any], path: str) -> None:
+    """Render Jinja in folder config values in place, as dbt renders dbt_project.yml
+    (`+enabled: "{{ var('load_source_data', false) }}"`); a rendered scalar is read as YAML, so
+    'False' is false and '3' is 3."""
+    from .errors import SqlsynthError
+    from .render import RenderState
+
+    def refuse(*_args: Any) -> Any:
+        raise SqlsynthError("ref()/source() cannot be used in project.yml")
+
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            render_config_tree(renderer, value, variables, path)
+        elif isinstance(value, str) and ("{{" in value or "{%" in value):
+            state = RenderState(node_name=str(key), path=path, resolve_ref=refuse, resolve_source=refuse,
+                                vars=variables)
+            line = getattr(tree, "key_lines", {}).get(key)
+            try:
+                text = renderer.render(f"{path}#{key}", value, state)
+            except SqlsynthError as exc:
+                exc.path, exc.line = path, line
+                exc.args = (exc.format(),)
+                raise
+            tree[key] = _scalar(text)
+
+
+def _scalar(text: str) -> Any:
+    import yaml
+
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return value if isinstance(value, (bool, int, float)) else text

@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import ProjectConfig, load_project_config
+from .config import PROJECT_FILE, ProjectConfig, load_project_config
 from .contracts import validate_contracts
-from .dbt_compat import check_schema_file, warn_unsupported_folders
+from .dbt_compat import check_schema_file, package_names, warn_unsupported_folders
 from .errors import ConfigError, ProjectError, did_you_mean
 from .extensions import registry
-from .folder_configs import warn_config_typos, warn_unknown_folders
+from .folder_configs import render_config_tree, warn_config_typos, warn_unknown_folders
 from .identifiers import unselectable_character
 from .node_types import RELATION_TYPES, NodeType
 from .python_udfs import UdfModule, UdfSpec, import_udf_file
@@ -176,7 +176,8 @@ def _walk(root: Path, suffixes: tuple[str, ...]) -> list[Path]:
         return []
     found: list[Path] = []
     for path in sorted(root.iterdir()):
-        if path.name.startswith((".", "__")):
+        # dbt reads `__sources.yml`/`_schema.yml`; only hidden entries and folders like __pycache__ are skipped
+        if path.name.startswith(".") or (path.name.startswith("__") and path.is_dir()):
             continue
         if path.is_dir():
             if (path / "project.yml").exists() or (path / "dbt_project.yml").exists():
@@ -241,12 +242,14 @@ def load_project(project_dir: Path, cli_vars: dict[str, Any] | None = None) -> P
                for p in sorted(_BUILTIN_MACROS.glob("*.sql"))}
     target_info = {"name": "dev", "schema": "main", "type": "duckdb", "threads": config.threads,
                    "profile_name": config.name}
-    renderer = Renderer(config.name, macro_files, builtin, target_info)
+    renderer = Renderer(config.name, macro_files, builtin, target_info, package_names(project_dir))
     udf_modules = [import_udf_file(p, _rel(p, project_dir))
                    for d in config.udf_paths for p in _walk(project_dir / d, (".py",))]
     project = Project(project_dir, config, variables, {}, renderer, udf_modules)
     target_info["database"] = str(project.database_path)
 
+    for tree in (config.models, config.seeds, config.tests, config.data_tests):
+        render_config_tree(renderer, tree, variables, PROJECT_FILE)
     warn_unsupported_folders(project_dir)
     for section, paths in (("models", config.model_paths), ("seeds", config.seed_paths)):
         warn_unknown_folders(project_dir, config.name, section, getattr(config, section), paths, KNOWN_CONFIGS)

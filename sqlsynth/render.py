@@ -23,6 +23,7 @@ import jinja2.compiler
 import jinja2.runtime
 import jinja2.sandbox  # noqa: F401  (keeps jinja2.exceptions importable under all versions)
 
+from .dbt_compat import Adapter, MacroPackage
 from .errors import RenderError, SqlsynthError
 from .identifiers import relation
 from .masking import add_secret, is_secret_env
@@ -133,7 +134,7 @@ class _ThisProxy:
 
 class Renderer:
     def __init__(self, project_name: str, macro_files: dict[str, str], builtin_macros: dict[str, str],
-                 target_info: dict[str, Any]):
+                 target_info: dict[str, Any], packages: tuple[str, ...] | list[str] = ()):
         self.project_name = project_name
         self._local = threading.local()
         self.env = _Environment(
@@ -144,9 +145,15 @@ class Renderer:
         self.namespace: dict[str, Any] = DbtContext(self).namespace(target_info)
         self.macros: dict[str, str] = {}  # macro name -> file that defines it
         # Built-ins first so a project macro with the same name overrides them (as in dbt).
-        for files in (builtin_macros, macro_files):
-            for path, text in files.items():
-                self._load_macro_file(path, text)
+        for path, text in builtin_macros.items():
+            self._load_macro_file(path, text)
+        builtins = {name: self.namespace[name] for name in self.macros}
+        self.namespace["adapter"] = Adapter(self.namespace, builtins)
+        self.namespace["dbt"] = MacroPackage("dbt", builtins, builtins, provided=True)
+        for package in packages:  # dbt_utils.x resolves to a project macro x, if the project has one
+            self.namespace.setdefault(package, MacroPackage(package, self.namespace, self.macros, provided=False))
+        for path, text in macro_files.items():
+            self._load_macro_file(path, text)
 
     # -- templates -------------------------------------------------------------------------
     def _load(self, name: str):

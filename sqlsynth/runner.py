@@ -86,6 +86,7 @@ class Runner:
 
     def _execute(self, node: Node, result: NodeResult) -> None:
         if node.resource_type == NodeType.SEED:
+            self.db.ensure_schema(node.schema)  # a seed's `+schema: raw` (dbt creates it too)
             outcome = load_seed(self.db, node)
             result.rows_affected, result.message = outcome.rows_affected, outcome.message
         elif node.resource_type == NodeType.MODEL:

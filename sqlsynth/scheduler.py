@@ -4,6 +4,7 @@ skips downstream, and the extra edges `build` adds. It decides order only; runne
 
 from __future__ import annotations
 
+from .errors import ExecutionError
 from .graph import Graph
 from .node_types import NodeType
 
@@ -31,15 +32,33 @@ def _add_test_edges(graph: Graph, selected: list[str], parents: dict[str, set[st
             for parent in parents[uid]:
                 tests_of.setdefault(parent, []).append(uid)
     for uid in selected:
-        if graph.nodes[uid].resource_type == NodeType.TEST:
+        node = graph.nodes[uid]
+        if node.resource_type == NodeType.TEST:
             continue
+        # a unit test runs before its model, so a test reading that model cannot guard it either
+        # (jaffle-shop: orders' unit test reads order_items, whose relationships test reads orders)
+        built = node.attached_node if node.resource_type == NodeType.UNIT_TEST and node.attached_node else uid
         descendants = None
         for parent in list(parents[uid]):
             for test in tests_of.get(parent, []):
                 if descendants is None:
-                    descendants = graph.descendants(uid)
+                    descendants = graph.descendants(built) | {built}
                 if test not in descendants:
                     parents[uid].add(test)
+
+
+def _check_acyclic(parents: dict[str, set[str]]) -> None:
+    """Every node must become ready; a cycle would end the run with nodes silently never run."""
+    waiting = {uid: set(p) for uid, p in parents.items()}
+    while ready := [uid for uid, p in waiting.items() if not p]:
+        for uid in ready:
+            del waiting[uid]
+        for p in waiting.values():
+            p.difference_update(ready)
+    if waiting:
+        cycle = sorted(waiting)[:6]
+        raise ExecutionError("internal: the run order has a cycle among " + ", ".join(cycle),
+                             hint="run them in two commands (e.g. `run` then `test`) and report this")
 
 
 class Scheduler:
@@ -48,6 +67,7 @@ class Scheduler:
 
     def __init__(self, graph: Graph, selected: list[str], *, build_mode: bool = False):
         parents = effective_parents(graph, selected, build_mode)
+        _check_acyclic(parents)
         self._children: dict[str, list[str]] = {uid: [] for uid in selected}
         for uid, node_parents in parents.items():
             for parent in node_parents:

@@ -57,5 +57,21 @@ class SparkDatabase:
     def ensure_schema(self, schema: str) -> None:
         ensure_schema(self.spark, schema)
 
+    def columns(self, schema: str, name: str) -> list[tuple[str, str]]:
+        """A relation's columns with DuckDB types: a unit test's fixtures (in-memory DuckDB) take them."""
+        from sqlglot import exp
+        from sqlglot.errors import SqlglotError
+
+        if not self.spark.catalog.tableExists(relation(schema, name)):
+            return []
+        found = []
+        for field in self.spark.table(relation(schema, name)).schema.fields:
+            try:
+                found.append((field.name, exp.DataType.build(field.dataType.simpleString(), dialect="spark")
+                              .sql(dialect="duckdb")))
+            except SqlglotError:
+                continue  # a type DuckDB cannot spell: the fixture's YAML values decide it
+        return found
+
     def interrupt(self) -> None:
         self.spark.sparkContext.cancelAllJobs()

@@ -17,6 +17,7 @@ from ..errors import CompileError
 from ..node_types import RELATION_TYPES, NodeType
 from ..project import Node, Project
 from ..runner import NodeResult, Runner
+from ..unit_tests import run_unit_test
 from .databricks_native import native_endpoints
 from .spark_ai_plan import AIStage, describe, plan_ai_queries
 from .spark_ai_query import run_stages, warm_up_workers
@@ -82,6 +83,7 @@ class SparkRunner(Runner):
 
     def _execute(self, node: Node, result: NodeResult) -> None:
         if node.resource_type == NodeType.SEED:
+            self.db.ensure_schema(node.schema)  # a seed's `+schema: raw` (dbt creates it too)
             result.rows_affected = load_seed(self.db, node)
             result.message = f"{result.rows_affected:,} rows"
         elif node.resource_type == NodeType.MODEL:
@@ -93,6 +95,11 @@ class SparkRunner(Runner):
             self.db.full_refresh = self.compiler.full_refresh
             result.rows_affected, result.message = MATERIALIZERS[node.materialized](self.db, node, sql)
             self._hooks(node, "post_hook")
+        elif node.resource_type == NodeType.UNIT_TEST:
+            # the model's logic on the given rows, in memory (DuckDB, as on --target duckdb), with the
+            # column types of the Spark relations; without this branch it counted as OK, never run
+            unit = run_unit_test(self.project, self.db, node)
+            result.status, result.failures, result.message = unit.status, unit.failures, unit.message
         elif node.resource_type == NodeType.TEST:
             outcome = run_test(self.db.cursor(), node, self.compiler.compile(node))
             result.status, result.failures = outcome.status, outcome.failures

@@ -5,7 +5,9 @@
   ``inline(transform(a, (v, i) -> named_struct('p', i + 1, 'x', v)))``;
 - ``regexp_replace(s, p, r, 'i')`` → the pattern gets ``(?i)`` (sqlglot drops the flag);
 - ``cast('0x' || hex as bigint)`` (DuckDB reads hex literals) → ``cast(conv(hex, 16, 10) as bigint)``;
-- ``select * replace (e as c) from cte``: expanded to the CTE's columns when the query defines them.
+- ``select * replace (e as c) from cte``: expanded to the CTE's columns when the query defines them;
+- ``d + interval (n) day`` (dbt's dateadd on DuckDB; Spark's INTERVAL takes a literal only) →
+  ``timestampadd(DAY, n, d)`` (a timestamp on both engines; month ends clamp alike).
 """
 
 from __future__ import annotations
@@ -103,4 +105,29 @@ def star_replace(select: exp.Expression) -> exp.Expression:
     return select
 
 
-REWRITES = (array_length, case_insensitive_regex, hex_cast, zipped_unnest, star_replace)
+_INTERVAL_UNITS = {"YEAR", "QUARTER", "MONTH", "WEEK", "DAY", "HOUR", "MINUTE", "SECOND", "MILLISECOND",
+                   "MICROSECOND"}
+
+
+def _computed_interval(node: exp.Expression) -> tuple[exp.Expression, str] | None:
+    """(amount, unit) of ``interval (expr) unit``; None for a literal interval Spark reads as is."""
+    if not isinstance(node, exp.Interval) or node.args.get("unit") is None:
+        return None
+    amount, unit = node.this, node.args["unit"].name.upper().removesuffix("S")
+    if isinstance(amount, exp.Literal) or unit not in _INTERVAL_UNITS:
+        return None
+    return (amount.this if isinstance(amount, exp.Paren) else amount), unit
+
+
+def interval_arithmetic(node: exp.Expression) -> exp.Expression:
+    if isinstance(node, (exp.Add, exp.Sub, exp.DateAdd, exp.DateSub)):
+        found = _computed_interval(node.expression)
+        if found is not None:
+            amount, unit = found
+            if isinstance(node, (exp.Sub, exp.DateSub)):
+                amount = exp.Neg(this=exp.Paren(this=amount.copy()))
+            return _call("timestampadd", exp.Var(this=unit), amount.copy(), node.this.copy())
+    return node
+
+
+REWRITES = (array_length, case_insensitive_regex, hex_cast, zipped_unnest, star_replace, interval_arithmetic)

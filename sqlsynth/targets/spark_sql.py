@@ -59,7 +59,18 @@ def _refuse(node: Any, name: str, why: str, fix: str) -> CompileError:
                         path=node.original_file_path, line=_line_of(node.raw_code or "", name), hint=fix)
 
 
+# DuckDB's range()/generate_series() in FROM: sqlglot writes an EXPLODE whose column is not `range`
+# and whose step test Spark rejects (INTERVAL '1' DAY < 0), so it is refused with a spelling that ports.
+SERIES_FIX = ("select cast(d as date) as date_day from (select unnest(generate_series(date '2020-01-01', "
+              "date '2020-12-31', interval 1 day)) as d)")
+
+
 def _check_functions(tree: exp.Expression, node: Any, python_names: set[str]) -> None:
+    for series in tree.find_all(exp.GenerateSeries):
+        if isinstance(series.parent, exp.Table):
+            name = "range" if series.args.get("is_end_exclusive") else "generate_series"
+            raise _refuse(node, name, "a table function whose column name and bounds do not carry over to Spark",
+                          f"a list unnested in a subquery: {SERIES_FIX}")
     for function in tree.find_all(exp.Anonymous, exp.Func):
         name = (function.name if isinstance(function, exp.Anonymous) else "").lower()
         if isinstance(function, exp.Anonymous) and name:

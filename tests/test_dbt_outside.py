@@ -1,0 +1,115 @@
+"""A dbt project laid out like dbt-labs/jaffle-shop (2024), run unchanged on DuckDB (fixture dbt_shop):
+what a dbt user hit there first — `dbt-cloud:`, `__sources.yml`, Jinja in project.yml configs, seeds
+in a `+schema`, adapter.dispatch, dbt.* cross-database macros, package macros copied into macros/,
+and a unit test whose inputs have a test pointing downstream (the run used to end silently early)."""
+
+import hashlib
+import json
+
+import pytest
+
+from conftest import run_cli
+from helpers import query
+
+DB = "target/shop.duckdb"
+LOAD = ("--vars", '{"load_source_data": true}')
+
+
+@pytest.fixture
+def shop(fixture_project):
+    project = fixture_project("dbt_shop")
+    seeded = run_cli("seed", *LOAD, cwd=project)
+    assert seeded.returncode == 0, seeded.stderr
+    return project
+
+
+def test_the_project_builds_unchanged_with_every_node(shop):
+    result = run_cli("build", cwd=shop)
+    assert result.returncode == 0, result.stderr
+    assert "OK=5 PASS=7 TOTAL=12" in result.stderr
+    assert "'dbt-cloud' is ignored" in result.stderr and "Traceback" not in result.stderr
+    ran = {r["unique_id"].rsplit(".", 1)[-1] for r in json.loads((shop / "target/run_results.json").read_text())["results"]}
+    assert {"orders", "test_order_items_compute_to_bools", "relationships_order_items_order_id__order_id__ref_orders",
+            "expression_is_true_stg_orders__order_total_tax_paid_subtotal"} <= ran
+
+
+def test_seeds_go_to_their_schema_and_sources_read_them(shop):
+    assert query(shop, "select count(*) from raw.raw_orders", DB) == [(4,)]
+    assert run_cli("build", cwd=shop).returncode == 0
+    assert query(shop, "select count(*) from main.orders", DB) == [(4,)]
+
+
+def test_a_rendered_enabled_false_disables_the_seeds(fixture_project):
+    project = fixture_project("dbt_shop")
+    result = run_cli("seed", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert "raw_orders" not in result.stderr  # "{{ var('load_source_data', false) }}" is false, not a string
+
+
+def test_cross_database_macros_agree_with_dbt(shop):
+    assert run_cli("build", cwd=shop).returncode == 0
+    rows = query(shop, "select order_id, cast(ordered_at as varchar), cast(ship_by as varchar), cast(review_at as varchar), "
+                       "months_since_launch, days_since_launch, order_key, subtotal_text, cast(month_end as varchar), "
+                       "cast(order_total as varchar) from stg_orders order by 1", DB)
+    assert rows == [
+        ("o1", "2017-01-30 00:00:00", "2017-02-01 09:15:00", "2017-02-28 09:15:00", 0, 0, "c1/o1", "1100", "2017-01-31", "11.66"),
+        ("o2", "2017-02-01 00:00:00", "2017-02-02 18:40:00", "2017-03-01 18:40:00", 1, 2, "c1/o2", "700", "2017-02-28", "7.42"),
+        ("o3", "2017-03-31 00:00:00", "2017-04-03 23:59:59", "2017-04-30 23:59:59", 2, 60, "c2/o3", "1800", "2017-03-31", "19.08"),
+        ("o4", "2017-12-31 00:00:00", "2018-01-01 12:00:00", "2018-01-31 12:00:00", 11, 335, "c3/o4", "500", "2017-12-31", "5.30"),
+    ]
+    key = query(shop, "select order_item_key from order_items where order_item_id = 'i1'", DB)[0][0]
+    assert key == hashlib.md5(b"i1-JAF-001").hexdigest()  # dbt_utils.generate_surrogate_key, copied into macros/
+
+
+@pytest.mark.parametrize("sql, needles", [
+    ("select {{ adapter.dispatch('no_such')('x') }}", ["models/m.sql:1", "adapter.dispatch('no_such')",
+                                                       "default__no_such"]),
+    ("select {{ dbt.no_such_macro('x') }}", ["models/m.sql:1", "dbt.no_such_macro", "does not provide"]),
+    ("select {{ dbt_utils.star(ref('a')) }}", ["models/m.sql:1", "package 'dbt_utils' is not installed",
+                                              "copy the macro into macros/"]),
+])
+def test_missing_dispatch_and_package_macros_are_one_clear_error(make_project, sql, needles):
+    project = make_project({"models/a.sql": "select 1 as x", "models/m.sql": sql})
+    result = run_cli("compile", "-s", "m", cwd=project)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in result.stderr, result.stderr
+
+
+def test_a_bad_jinja_config_in_project_yml_names_the_file(make_project):
+    project = make_project({"project.yml": "name: proj\nmodels:\n  +enabled: \"{{ var('nope') }}\"\n",
+                            "models/a.sql": "select 1 as x"})
+    result = run_cli("run", cwd=project)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "project.yml" in result.stderr and "undefined var 'nope'" in result.stderr
+
+
+def test_unqualified_cross_database_macros_work_too(make_project):
+    project = make_project({"models/a.sql": "select 1 as x"})
+    sql = "select {{ datediff(\"date '2020-01-31'\", \"date '2020-03-01'\", 'month') }} as months, '{{ type_string() }}' as t"
+    result = run_cli("show", "--inline", sql, "--output", "json", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [{"months": 2, "t": "varchar"}]
+
+
+def test_dateadd_with_a_computed_amount_transpiles_to_spark():
+    import sqlglot
+
+    from sqlsynth.targets.spark_rewrites import interval_arithmetic
+
+    tree = sqlglot.parse_one("select d + interval (n) day, d - interval (n + 1) month, d + interval '1 day' "
+                             "from t", read="duckdb")
+    spark = tree.transform(interval_arithmetic).sql(dialect="spark")
+    assert spark == ("SELECT TIMESTAMPADD(DAY, n, d), TIMESTAMPADD(MONTH, -(n + 1), d), d + INTERVAL '1' DAY "
+                     "FROM t")
+
+
+def test_range_as_a_table_is_refused_for_spark_with_the_portable_spelling(make_project):
+    project = make_project({
+        "project.yml": "name: proj\ntargets:\n  spark: {type: spark, remote: 'local[1]'}\n",
+        "models/spine.sql": "select range as day\nfrom range(date '2020-01-01', date '2021-01-01', interval 1 day)"})
+    result = run_cli("compile", "--target", "spark", "-s", "spine", cwd=project)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "models/spine.sql:2" in result.stderr and "range()" in result.stderr
+    assert "unnest(generate_series(" in result.stderr
