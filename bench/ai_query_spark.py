@@ -11,7 +11,7 @@ max_concurrency 64 split over ai_query_partitions 2): the bound is 320 rows/s. T
 For each: the whole ``sqlsynth build --target spark`` command (seed load + the ai_query model), the
 model's node time, what the server saw (requests, most in flight at once, time with requests in flight),
 then a re-run (all cached).
-Usage: python bench/ai_query_spark.py [--rows 2000 --latency 0.2 --partitions 2 --per-task 32 --mode both]
+Usage: python bench/ai_query_spark.py [--rows 2000,10000 --latency 0.2 --partitions 2 --per-task 32 --mode both]
 """
 
 from __future__ import annotations
@@ -73,6 +73,11 @@ def node_seconds(project: Path, name: str) -> float:
 
 
 def measure(label: str, remote: str, args: argparse.Namespace) -> None:
+    for rows in (int(n) for n in args.rows.split(",")):
+        measure_rows(label, remote, argparse.Namespace(**{**vars(args), "rows": rows}))
+
+
+def measure_rows(label: str, remote: str, args: argparse.Namespace) -> None:
     bound = args.partitions * args.per_task / args.latency
     with serve_in_subprocess(ServerConfig(latency_s=args.latency)) as url:
         project = make_project(url, args.rows, args.partitions, args.per_task, remote)
@@ -96,7 +101,8 @@ def measure(label: str, remote: str, args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=2000)
+    parser.add_argument("--rows", default="2000", help="row counts, comma-separated (e.g. 2000,10000,20000): "
+                        "the fixed cost per command shows as the ratio rising with the rows")
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--partitions", type=int, default=2, help="P: tasks calling at once")
     parser.add_argument("--per-task", type=int, default=32, help="c: requests in flight per task")

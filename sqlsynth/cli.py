@@ -24,6 +24,7 @@ from .cli_options import (
     project_dir_option,
     select_option,
     serve_option,
+    threads_option,
 )
 from .node_types import NodeType
 
@@ -80,8 +81,7 @@ def _run_command(name: str, ctx, quiet: bool = False, **params):
 @main.command()
 @_common
 @click.option("--full-refresh", is_flag=True, help="Accepted for dbt compatibility (seeds always reload).")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="Nodes built in parallel, at least 1 (default: threads in project.yml).")
+@threads_option()
 @click.pass_context
 @_handle_errors
 def seed(ctx, full_refresh, threads, **params):
@@ -89,25 +89,25 @@ def seed(ctx, full_refresh, threads, **params):
     _run_command("seed", ctx, threads=threads, **params)
 
 
+def _building(command):
+    """The options of the commands that build models (run, build)."""
+    for option in (_handle_errors, click.pass_context, serve_option(), fail_on_ai_errors_option(), threads_option(),
+                   click.option("--full-refresh", is_flag=True, help="Rebuild incremental models from scratch."),
+                   _common):
+        command = option(command)
+    return command
+
+
 @main.command()
-@_common
-@click.option("--full-refresh", is_flag=True, help="Rebuild incremental models from scratch.")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="Nodes built in parallel, at least 1 (default: threads in project.yml).")
-@fail_on_ai_errors_option()
-@serve_option()
-@click.pass_context
-@_handle_errors
-def run(ctx, full_refresh, threads, fail_on_ai_errors, serve, **params):
+@_building
+def run(ctx, **params):
     """Build the selected models in DAG order."""
-    _run_command("run", ctx, full_refresh=full_refresh, threads=threads, fail_on_ai_errors=fail_on_ai_errors,
-                 serve=serve, **params)
+    _run_command("run", ctx, **params)
 
 
 @main.command()
 @_common
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="Nodes built in parallel, at least 1 (default: threads in project.yml).")
+@threads_option()
 @click.pass_context
 @_handle_errors
 def test(ctx, threads, **params):
@@ -116,25 +116,16 @@ def test(ctx, threads, **params):
 
 
 @main.command()
-@_common
-@click.option("--full-refresh", is_flag=True, help="Rebuild incremental models from scratch.")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="Nodes built in parallel, at least 1 (default: threads in project.yml).")
-@fail_on_ai_errors_option()
-@serve_option()
-@click.pass_context
-@_handle_errors
-def build(ctx, full_refresh, threads, fail_on_ai_errors, serve, **params):
+@_building
+def build(ctx, **params):
     """Seed, run and test in DAG order; a failure skips everything downstream."""
-    _run_command("build", ctx, full_refresh=full_refresh, threads=threads, fail_on_ai_errors=fail_on_ai_errors,
-                 serve=serve, **params)
+    _run_command("build", ctx, **params)
 
 
 @main.command()
 @project_dir_option()
 @click.option("--target-path", default=None, help="Artifacts folder holding run_results.json (default: target).")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="Nodes built in parallel, at least 1 (default: threads in project.yml).")
+@threads_option()
 @click.pass_context
 @_handle_errors
 def retry(ctx, project_dir, target_path, threads):

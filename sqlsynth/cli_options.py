@@ -74,6 +74,11 @@ class FullSummaryGroup(click.Group):
                 formatter.write_dl(rows)
 
 
+def threads_option():
+    return click.option("--threads", type=click.IntRange(min=1), default=None,
+                        help="Nodes built in parallel, at least 1 (default: threads in project.yml).")
+
+
 def fail_on_ai_errors_option():
     return click.option("--fail-on-ai-errors", is_flag=True,
                         help="A model with any failed ai_query value (failOnError => false) is an ERROR and "
