@@ -3,6 +3,7 @@ never silently ignored."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ UNSUPPORTED_SCHEMA_KEYS = {"exposures", "metrics", "semantic_models", "saved_que
                            "analyses", "macros", "groups"}
 
 
-def _warn(where: str, message: str) -> None:
+def warn(where: str, message: str) -> None:
     from .console import console
 
     console.print(f"[yellow]warning[/yellow] {where}: {message}", highlight=False)
@@ -33,21 +34,43 @@ def check_schema_file(data: dict, path: str) -> None:
     for key in data:
         where, line = _where(path, data, key)
         if key in UNSUPPORTED_SCHEMA_KEYS:
-            _warn(where, f"'{key}:' is ignored (not supported by sqlsynth)")
+            warn(where, f"'{key}:' is ignored (not supported by sqlsynth)")
         elif key not in SCHEMA_KEYS:
             raise ConfigError(f"unknown top-level key '{key}'", path=path, line=line,
                               hint=did_you_mean(str(key), SCHEMA_KEYS | UNSUPPORTED_SCHEMA_KEYS)
                               or f"allowed: {', '.join(sorted(SCHEMA_KEYS))}")
 
 
-def warn_unsupported_folders(project_dir: Path) -> None:
-    """A snapshots/ folder with files, or a packages.yml / dependencies.yml: dbt features sqlsynth lacks."""
+def python_models(project_dir: Path, model_paths: list[str]) -> dict[str, str]:
+    """dbt Python models (`def model(dbt, session)` in models/**/*.py): name -> file."""
+    found = {}
+    for folder in model_paths:
+        for path in sorted((project_dir / folder).rglob("*.py")):
+            text = path.read_text(encoding="utf-8", errors="replace")
+            if re.search(r"^def model\s*\(", text, re.M):
+                found[path.stem] = path.relative_to(project_dir).as_posix()
+    return found
+
+
+def unknown_ref_error(project_dir: Path, model_paths: list[str], name: str, known: list[str]) -> tuple[str, str]:
+    """The message and hint for a ref() to nothing: a dbt Python model is named as such."""
+    if name in (python := python_models(project_dir, model_paths)):
+        return (f"ref '{name}' is a dbt Python model ({python[name]}), which sqlsynth does not run",
+                "write it as a SQL model, with the Python logic as a function in udfs/")
+    return f"unknown ref '{name}'", did_you_mean(name, known) or "check the model's file name under models/"
+
+
+def warn_unsupported_folders(project_dir: Path, model_paths: list[str] = ()) -> None:
+    """A snapshots/ folder with files, a packages.yml / dependencies.yml, dbt Python models: dbt
+    features sqlsynth lacks."""
+    for path in python_models(project_dir, list(model_paths)).values():
+        warn(path, "dbt Python models are not supported; this file is ignored")
     snapshots = project_dir / "snapshots"
     if snapshots.is_dir() and any(p.is_file() and p.name != ".gitkeep" for p in snapshots.rglob("*")):
-        _warn("snapshots/", "snapshots are not supported; these files are ignored")
+        warn("snapshots/", "snapshots are not supported; these files are ignored")
     for name in ("packages.yml", "dependencies.yml"):
         if (project_dir / name).exists():
-            _warn(name, "packages are not supported; macros from packages are not available")
+            warn(name, "packages are not supported; macros from packages are not available")
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Any
 
 from .config import PROJECT_FILE, ProjectConfig, load_project_config
 from .contracts import validate_contracts
-from .dbt_compat import check_schema_file, package_names, warn_unsupported_folders
+from .dbt_compat import check_schema_file, package_names, unknown_ref_error, warn, warn_unsupported_folders
 from .errors import ConfigError, ProjectError, did_you_mean
 from .extensions import registry
 from .folder_configs import render_config_tree, warn_config_typos, warn_unknown_folders
@@ -250,7 +250,7 @@ def load_project(project_dir: Path, cli_vars: dict[str, Any] | None = None) -> P
 
     for tree in (config.models, config.seeds, config.tests, config.data_tests):
         render_config_tree(renderer, tree, variables, PROJECT_FILE)
-    warn_unsupported_folders(project_dir)
+    warn_unsupported_folders(project_dir, config.model_paths)
     for section, paths in (("models", config.model_paths), ("seeds", config.seed_paths)):
         warn_unknown_folders(project_dir, config.name, section, getattr(config, section), paths, KNOWN_CONFIGS)
         warn_config_typos(section, getattr(config, section), KNOWN_CONFIGS)
@@ -380,10 +380,12 @@ def _patch_node(project: Project, entry: Any, path: str, resource_type: str) -> 
     _check_keys(entry, _MODEL_KEYS, path, resource_type)
     node = project.nodes.get(f"{resource_type}.{project.name}.{entry['name']}")
     if node is None:
+        # dbt warns and skips the entry (stale YAML is common in real projects: mdsinabox's _docs.yml)
         known = [n.name for n in project.by_type(resource_type)]
-        raise ConfigError(f"{resource_type} '{entry['name']}' is described here but no such file exists",
-                          path=path, line=entry.line,
-                          hint=did_you_mean(entry["name"], known) or "create it or remove the entry")
+        hint = did_you_mean(entry["name"], known) or "create it or remove the entry"
+        warn(f"{path}:{entry.line}", f"{resource_type} '{entry['name']}' is described here but no such file "
+             f"exists; the entry and its tests are ignored ({hint})")
+        return
     node.description = entry.get("description") or ""
     node.columns = _columns(entry, path)
     node.yaml_path, node.yaml_line = path, entry.line
@@ -566,10 +568,10 @@ def _dependencies(project: Project, node: Node) -> list[str]:
                                "enabled=false)", path=node.yaml_path or node.original_file_path,
                                line=_ref_line(node, name), hint=f"enable {name}, or disable this node too")
         if target is None:
-            known = [n.name for n in project.by_type(*RELATION_TYPES)]
-            raise ProjectError(f"unknown ref '{name}'", path=node.yaml_path or node.original_file_path,
-                               line=_ref_line(node, name),
-                               hint=did_you_mean(name, known) or "check the model's file name under models/")
+            message, hint = unknown_ref_error(project.dir, project.config.model_paths, name,
+                                              [n.name for n in project.by_type(*RELATION_TYPES)])
+            raise ProjectError(message, path=node.yaml_path or node.original_file_path,
+                               line=_ref_line(node, name), hint=hint)
         deps.append(target.unique_id)
     for source_name, table in node.sources:
         uid = f"source.{project.name}.{source_name}.{table}"

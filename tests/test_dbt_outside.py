@@ -113,3 +113,29 @@ def test_range_as_a_table_is_refused_for_spark_with_the_portable_spelling(make_p
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "models/spine.sql:2" in result.stderr and "range()" in result.stderr
     assert "unnest(generate_series(" in result.stderr
+
+
+def test_a_schema_entry_without_a_model_is_a_warning_as_in_dbt(make_project):
+    project = make_project({"models/a.sql": "select 1 as x",
+                            "models/_docs.yml": "models:\n  - name: stale\n    tests: [empty_table]\n  - name: a\n"})
+    result = run_cli("build", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert "models/_docs.yml:2" in result.stderr and "'stale' is described here but no such file exists" in result.stderr
+
+
+def test_a_ref_to_a_dbt_python_model_says_so(make_project):
+    project = make_project({"models/py_model.py": "def model(dbt, session):\n    return dbt.ref('a')\n",
+                            "models/a.sql": "select 1 as x", "models/b.sql": "select * from {{ ref('py_model') }}"})
+    result = run_cli("run", cwd=project)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "models/py_model.py: dbt Python models are not supported" in result.stderr
+    assert "models/b.sql:1" in result.stderr and "ref 'py_model' is a dbt Python model" in result.stderr
+
+
+def test_a_duckdb_file_scan_is_refused_for_spark(make_project):
+    project = make_project({
+        "project.yml": "name: proj\ntargets:\n  spark: {type: spark, remote: 'local[1]'}\n",
+        "models/raw.sql": "select *\nfrom 'data/catalog/*.parquet'"})
+    result = run_cli("compile", "--target", "spark", "-s", "raw", cwd=project)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "models/raw.sql:2" in result.stderr and "DuckDB reads a file path as a table" in result.stderr

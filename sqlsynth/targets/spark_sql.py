@@ -61,11 +61,31 @@ def _refuse(node: Any, name: str, why: str, fix: str) -> CompileError:
 
 # DuckDB's range()/generate_series() in FROM: sqlglot writes an EXPLODE whose column is not `range`
 # and whose step test Spark rejects (INTERVAL '1' DAY < 0), so it is refused with a spelling that ports.
-SERIES_FIX = ("select cast(d as date) as date_day from (select unnest(generate_series(date '2020-01-01', "
-              "date '2020-12-31', interval 1 day)) as d)")
+SERIES_FIX = ("select i from (select unnest(generate_series(1, 100)) as i); for dates: select cast(d as date) "
+              "as day from (select unnest(generate_series(date '2020-01-01', date '2020-12-31', interval 1 day)) as d)")
+
+
+# DuckDB reads a quoted file path as a table (`from 'data/x/*.parquet'`); Spark would look up a table
+_FILE_SCAN = re.compile(r"[/*]|\.(parquet|csv|tsv|json|jsonl|ndjson|txt)(\.gz|\.zst)?$", re.I)
+
+
+def _check_file_scans(tree: exp.Expression, node: Any) -> None:
+    for table in tree.find_all(exp.Table):
+        name = table.this
+        if isinstance(name, exp.Identifier) and name.quoted and not table.args.get("db") \
+                and _FILE_SCAN.search(name.this):
+            raise CompileError(f"model '{node.name}' cannot run on Spark: from '{name.this}': DuckDB reads a "
+                               "file path as a table, Spark looks up a table of that name",
+                               path=node.original_file_path, line=_line_of_text(node.raw_code or "", name.this),
+                               hint="make the file a seed, or build this model with --target duckdb")
+
+
+def _line_of_text(source: str, text: str) -> int | None:
+    return next((n for n, line in enumerate(source.splitlines(), start=1) if text in line), None)
 
 
 def _check_functions(tree: exp.Expression, node: Any, python_names: set[str]) -> None:
+    _check_file_scans(tree, node)
     for series in tree.find_all(exp.GenerateSeries):
         if isinstance(series.parent, exp.Table):
             name = "range" if series.args.get("is_end_exclusive") else "generate_series"
