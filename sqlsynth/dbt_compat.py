@@ -3,6 +3,7 @@ never silently ignored."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 from typing import Any
@@ -144,3 +145,22 @@ def package_names(project_dir: Path) -> list[str]:
             last = str(spec).rstrip("/").removesuffix(".git").rsplit("/", 1)[-1]
             names |= {last.replace("-", "_"), last.removeprefix("dbt-").replace("-", "_")}
     return sorted(n for n in names if n.isidentifier())
+
+
+def generic_test_name(test: str, node: Any, column: str | None, arguments: dict[str, Any]) -> str:
+    """dbt's name for a generic test (synthesize_generic_test_names), so `-s <test name>` and
+    run_results match a dbt run: [source_][package_]test_model_ then every argument, column_name
+    included, in name order, lists flattened, joined by '__' (accepted_values_orders_status__placed__shipped,
+    relationships_orders_customer_id__id__ref_customers_)."""
+    package, _, name = test.rpartition(".")
+    prefix = ("source_" if node.source_name else "") + (f"{package}_" if package else "") + name
+    model = f"{node.source_name}_{node.name}" if node.source_name else node.name
+    args = {**arguments, **({"column_name": column} if column else {})}
+    flat: list[str] = []
+    for key in sorted(args):
+        value = args[key]
+        flat.extend(str(v) for v in (value.values() if isinstance(value, dict) else
+                                     value if isinstance(value, (list, tuple)) else [value]))
+    full = f"{prefix}_{model}_" + "__".join(re.sub(r"[^0-9a-zA-Z_]+", "_", v) for v in flat)
+    # dbt keeps the full name (its alias is shortened); a file name must stay under the OS limit
+    return full if len(full) <= 200 else full[:160] + "_" + hashlib.md5(full.encode()).hexdigest()

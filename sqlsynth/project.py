@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,7 +9,14 @@ from typing import Any
 
 from .config import PROJECT_FILE, ProjectConfig, load_project_config
 from .contracts import validate_contracts
-from .dbt_compat import check_schema_file, package_names, unknown_ref_error, warn, warn_unsupported_folders
+from .dbt_compat import (
+    check_schema_file,
+    generic_test_name,
+    package_names,
+    unknown_ref_error,
+    warn,
+    warn_unsupported_folders,
+)
 from .errors import ConfigError, ProjectError, did_you_mean
 from .extensions import registry
 from .folder_configs import render_config_tree, warn_config_typos, warn_unknown_folders
@@ -446,18 +452,6 @@ def _split_test(test: Any, path: str, line: int | None) -> tuple[str, dict[str, 
     return str(name), arguments, config
 
 
-def _test_name(test: str, node: Node, column: str | None, arguments: dict[str, Any]) -> str:
-    parts = [test, node.source_name + "_" + node.name if node.source_name else node.name]
-    if column:
-        parts.append(column)
-    suffix = "__".join(re.sub(r"\W+", "_", str(v)).strip("_") for k, v in sorted(arguments.items())
-                       if k != "name")
-    name = "_".join(parts) + (f"__{suffix}" if suffix else "")
-    if len(name) > 80:
-        name = name[:70] + "_" + hashlib.md5(name.encode()).hexdigest()[:8]
-    return name
-
-
 def _add_generic_test(project: Project, node: Node, column: str | None, test: Any, path: str,
                       line: int | None) -> None:
     test_name, arguments, config = _split_test(test, path, line)
@@ -466,7 +460,7 @@ def _add_generic_test(project: Project, node: Node, column: str | None, test: An
         known = [m.removeprefix("test_") for m in project.renderer.macros if m.startswith("test_")]
         raise ConfigError(f"unknown test '{test_name}'", path=path, line=line,
                           hint=did_you_mean(macro, known) or "define it in macros/ with {% test name(model, column_name) %}")
-    name = arguments.pop("name", None) or _test_name(macro, node, column, arguments)
+    name = arguments.pop("name", None) or generic_test_name(test_name, node, column, arguments)
     unique_id = f"test.{project.name}.{name}"
     n = 2
     while unique_id in project.nodes:

@@ -265,7 +265,7 @@ def test_chat_tests_catch_bad_conversations(make_project):
                 for r in json.loads((project / "target" / "run_results.json").read_text())["results"]}
     assert outcomes["valid_chat_bad_chat_messages"]["status"] == "fail"
     assert outcomes["valid_chat_bad_chat_messages"]["failures"] == 4  # rows 1-4; row 5 is valid
-    assert outcomes["min_rows_bad_chat__6"]["status"] == "fail"
+    assert outcomes["min_rows_bad_chat_6"]["status"] == "fail"
 
 
 def test_role_typo_is_a_compile_error(tmp_path):

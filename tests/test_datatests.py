@@ -35,7 +35,7 @@ def test_generic_tests_fail_with_counts_and_samples(make_project):
     assert by_name["unique_people_v_id"].sample_rows == [(2, 2)]
     assert by_name["not_null_people_v_id"].status == "pass"
     assert by_name["not_null_people_v_name"].status == "warn"
-    assert by_name["accepted_values_people_v_team__a_b"].status == "fail"
+    assert by_name["accepted_values_people_v_team__a__b"].status == "fail"
     rel = [r for r in report.results if r.name.startswith("relationships")][0]
     assert rel.status == "fail" and rel.failures == 1
     assert report.exit_code == 1
@@ -59,7 +59,7 @@ def test_custom_generic_and_singular_tests_and_skip_downstream(make_project):
     })
     report = build(root)
     s = statuses(report)
-    assert s["row_count_at_least_people_v__10"] == "fail"
+    assert s["row_count_at_least_people_v_10"] == "fail"
     assert s["no_empty_names"] == "fail"
     assert s["downstream"] == "skipped"  # build: a failing test skips what depends on the model
 
@@ -82,7 +82,7 @@ def test_where_and_error_if(make_project):
     """)
     s = statuses(build(root))
     assert s["unique_people_v_id"] == "pass"
-    assert s["accepted_values_people_v_team__a_b"] == "warn"
+    assert s["accepted_values_people_v_team__a__b"] == "warn"
 
 
 def test_unknown_test_name_is_a_config_error(make_project):

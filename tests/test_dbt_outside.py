@@ -29,8 +29,8 @@ def test_the_project_builds_unchanged_with_every_node(shop):
     assert "OK=5 PASS=7 TOTAL=12" in result.stderr
     assert "'dbt-cloud' is ignored" in result.stderr and "Traceback" not in result.stderr
     ran = {r["unique_id"].rsplit(".", 1)[-1] for r in json.loads((shop / "target/run_results.json").read_text())["results"]}
-    assert {"orders", "test_order_items_compute_to_bools", "relationships_order_items_order_id__order_id__ref_orders",
-            "expression_is_true_stg_orders__order_total_tax_paid_subtotal"} <= ran
+    assert {"orders", "test_order_items_compute_to_bools", "relationships_order_items_order_id__order_id__ref_orders_",
+            "dbt_utils_expression_is_true_stg_orders_order_total_tax_paid_subtotal"} <= ran
 
 
 def test_seeds_go_to_their_schema_and_sources_read_them(shop):
@@ -139,3 +139,31 @@ def test_a_duckdb_file_scan_is_refused_for_spark(make_project):
     result = run_cli("compile", "--target", "spark", "-s", "raw", cwd=project)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "models/raw.sql:2" in result.stderr and "DuckDB reads a file path as a table" in result.stderr
+
+
+def test_generic_tests_are_named_as_dbt_names_them(make_project):
+    project = make_project({
+        "models/orders.sql": "select 1 as order_id, 'placed' as status, 1 as customer_id",
+        "models/schema.yml": """
+            models:
+              - name: orders
+                columns:
+                  - name: status
+                    data_tests:
+                      - accepted_values: {values: [placed, shipped, return_pending]}
+                  - name: customer_id
+                    data_tests:
+                      - relationships: {to: ref('orders'), field: order_id}
+            sources:
+              - name: raw
+                tables:
+                  - name: customers
+                    columns:
+                      - name: id
+                        data_tests: [not_null]
+            """})
+    result = run_cli("ls", "--resource-type", "test", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["test:accepted_values_orders_status__placed__shipped__return_pending",
+                                     "test:relationships_orders_customer_id__order_id__ref_orders_",
+                                     "test:source_not_null_raw_customers_id"]

@@ -144,7 +144,7 @@ def test_sources_with_tests_and_external_location(make_project):
     report = build(root)  # the relative location resolves against the project, from any working dir
     by_name = {r.name: r for r in report.results}
     assert by_name["m"].status == "success"
-    assert by_name["unique_raw_events_id"].status == "fail"
+    assert by_name["source_unique_raw_events_id"].status == "fail"
     assert query(root, "select n from m") == [(3,)]
 
 
