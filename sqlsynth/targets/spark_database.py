@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..project import Project
@@ -13,6 +14,17 @@ def quote(identifier: str) -> str:
 
 def relation(schema: str, name: str) -> str:
     return f"{quote(schema)}.{quote(name)}"
+
+
+def java_error(text: str) -> str | None:
+    """pyspark 3.5 (the Iceberg test's Spark) raises a Java error it does not convert as Py4JJavaError, whose
+    first line is only 'An error occurred while calling o61.sql.': the message is on the next line, the
+    innermost cause (often '[ERROR_CLASS] ...') last."""
+    lines = text.splitlines()
+    if len(lines) < 2 or not lines[0].startswith("An error occurred while calling"):
+        return None
+    cause = re.search(r"\[[A-Z][A-Z_.]+\] .*", lines[1])
+    return cause.group(0) if cause else lines[1].lstrip(": ").split(": ", 1)[-1]
 
 
 def ensure_schema(spark: Any, schema: str) -> None:

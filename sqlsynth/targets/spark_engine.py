@@ -21,7 +21,7 @@ from ..unit_tests import run_unit_test
 from .databricks_native import native_endpoints
 from .spark_ai_plan import AIStage, describe, plan_ai_queries
 from .spark_ai_query import run_stages, warm_up_workers
-from .spark_database import SparkDatabase
+from .spark_database import SparkDatabase, java_error
 from .spark_materialize import MATERIALIZERS, incremental_strategy, load_seed
 from .spark_sql import PYTHON_FUNCTIONS, to_spark_sql
 from .spark_udfs import python_error, register_python_functions
@@ -108,7 +108,7 @@ class SparkRunner(Runner):
 
     def _runtime_message(self, node: Node, exc: Exception) -> str:
         text = str(exc).strip()
-        first = python_error(text) or (text.splitlines()[0] if text else type(exc).__name__)
+        first = python_error(text) or java_error(text) or (text.splitlines()[0] if text else type(exc).__name__)
         return f"{node.original_file_path}: {first[:500]}"
 
     def _interrupt(self) -> None:

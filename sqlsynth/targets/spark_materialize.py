@@ -3,6 +3,7 @@ after the build succeeded, so a failing build leaves the previous table readable
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -98,13 +99,24 @@ def build_incremental(db: SparkDatabase, node: Node, sql: str) -> tuple[int | No
         db.spark.sql(f"create table {_temp(node)} using {_format(db)}{_partitioning(node)} as\n{sql}")
         rows = _swap_in(db, node)
         return rows, f"{rows:,} rows (full build)"
-    target, temp = relation(node.schema, node.alias), _temp(node)
+    temp = _temp(node)
     db.spark.sql(f"drop table if exists {temp}")
     db.spark.sql(f"create table {temp} using {_format(db)} as\n{sql}")  # the model reads {{ this }}: build first
+    rows = db.spark.table(temp).count()
+    try:
+        _apply(db, node, strategy)
+    finally:  # a failed MERGE/DELETE commits nothing (Delta, Iceberg): the table stays as it was
+        with contextlib.suppress(Exception):  # a leftover is dropped next time; never hide the error
+            db.spark.sql(f"drop table if exists {temp}")
+    return rows, f"{rows:,} rows {strategy}"
+
+
+def _apply(db: SparkDatabase, node: Node, strategy: str) -> None:
+    """The new rows (the temporary table) into the model's table, by the incremental strategy."""
+    target, temp = relation(node.schema, node.alias), _temp(node)
     existing = db.spark.table(target).columns
     columns = [c for c in db.spark.table(temp).columns if c in existing]  # on_schema_change: ignore
     names = ", ".join(quote(c) for c in columns)
-    rows = db.spark.table(temp).count()
     keys = unique_key(node)
     match = " and ".join(f"target.{quote(k)} <=> source.{quote(k)}" for k in keys)
     if strategy == "merge":
@@ -124,12 +136,19 @@ def build_incremental(db: SparkDatabase, node: Node, sql: str) -> tuple[int | No
         db.spark.sql(f"drop table {temp}")
         db.spark.sql(f"alter table {rebuilt} rename to {temp}")
         _swap_in(db, node)
-        return rows, f"{rows:,} rows {strategy}"
     else:
         verb = "insert overwrite table" if strategy == "insert_overwrite" else "insert into"
         db.spark.sql(f"{verb} {target} ({names}) select {names} from {temp}")
-    db.spark.sql(f"drop table {temp}")
-    return rows, f"{rows:,} rows {strategy}"
+
+
+def arrow_table(frame: Any) -> Any:
+    """The DataFrame's rows as an Arrow table (DataFrame.toArrow is pyspark 4; 3.5 has the batches)."""
+    if hasattr(frame, "toArrow"):
+        return frame.toArrow()
+    import pyarrow as pa
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    return pa.Table.from_batches(frame._collect_as_arrow(), schema=to_arrow_schema(frame.schema))
 
 
 def _write_local(frame: Any, path: Path, fmt: str) -> None:
@@ -137,7 +156,7 @@ def _write_local(frame: Any, path: Path, fmt: str) -> None:
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    data = frame.toArrow()
+    data = arrow_table(frame)
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.tmp")
     try:
@@ -203,6 +222,18 @@ def _seed_batches(db: SparkDatabase, node: Node) -> Any:
                         hint="check the values against column_types in the seed's YAML") from None
 
 
+def arrow_frame(spark: Any, table: Any) -> Any:
+    """A DataFrame of an Arrow table: pyspark 4 takes the table itself; 3.5 (the Spark of the Iceberg
+    test, tests/test_spark_iceberg.py) only rows and a schema."""
+    import pyspark
+
+    if int(pyspark.__version__.split(".")[0]) >= 4:
+        return spark.createDataFrame(table)
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    return spark.createDataFrame([tuple(row.values()) for row in table.to_pylist()], from_arrow_schema(table.schema))
+
+
 def load_seed(db: SparkDatabase, node: Node) -> int:
     import pyarrow as pa
 
@@ -212,11 +243,11 @@ def load_seed(db: SparkDatabase, node: Node) -> int:
         db.spark.sql(f"drop table if exists {_temp(node)}")
         mode = "overwrite"
         for batch in reader:
-            frame = db.spark.createDataFrame(pa.Table.from_batches([batch]))
+            frame = arrow_frame(db.spark, pa.Table.from_batches([batch]))
             frame.write.mode(mode).format(_format(db)).saveAsTable(_temp(node))
             mode = "append"
         if mode == "overwrite":  # no rows: keep the columns
-            empty = db.spark.createDataFrame(pa.Table.from_batches([], schema=reader.schema))
+            empty = arrow_frame(db.spark, pa.Table.from_batches([], schema=reader.schema))
             empty.write.format(_format(db)).saveAsTable(_temp(node))
     finally:
         con.close()

@@ -54,7 +54,9 @@ def _token(target_name: str, env: str | None) -> str | None:
 # task of a failed model), or that Spark's own log4j template silences ("Database default already exists").
 _SILENCED_LOGGERS = ("org.apache.spark.executor.Executor", "org.apache.spark.scheduler.TaskSetManager",
                      "org.apache.spark.util.Utils", "org.apache.spark.sql.execution.datasources.FileFormatWriter",
-                     "org.apache.hadoop.hive.metastore.RetryingHMSHandler")
+                     "org.apache.hadoop.hive.metastore.RetryingHMSHandler",
+                     # a Delta/Iceberg write (MERGE, DELETE) that failed: aborted commits, then the error
+                     "org.apache.spark.sql.execution.datasources.v2")
 
 
 def _quiet_log4j(state_dir: Path) -> Path:

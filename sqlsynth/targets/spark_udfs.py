@@ -186,6 +186,10 @@ def _arrow_type(ddl: str) -> Any:
     from pyspark.sql.pandas.types import to_arrow_type
     from pyspark.sql.types import DataType
 
+    if not hasattr(DataType, "fromDDL"):  # pyspark 3.5 (the Iceberg test's Spark): parsed on the JVM
+        from pyspark.sql.types import _parse_datatype_string
+
+        return to_arrow_type(_parse_datatype_string(ddl))
     return to_arrow_type(DataType.fromDDL(ddl))
 
 
