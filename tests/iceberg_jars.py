@@ -72,8 +72,9 @@ def build_shaded_jackson(spark_jars: Path, out: Path) -> Path:
                         continue
                     data = jar.read(name)
                     written.add(target)
-                    shaded.writestr(target, relocate_class(data) if name.endswith(".class")
-                                    else _relocate_text(data))
+                    entry = zipfile.ZipInfo(target, date_time=(1980, 1, 1, 0, 0, 0))  # same bytes each build
+                    shaded.writestr(entry, relocate_class(data) if name.endswith(".class") else _relocate_text(data),
+                                    compress_type=zipfile.ZIP_DEFLATED)
     temp.replace(out)
     return out
 
