@@ -67,7 +67,7 @@ class RunReport:
 
 
 def load(options: Options) -> tuple[Project, Graph]:
-    project = load_project(options.project_dir, options.vars)
+    project = load_project(options.project_dir, options.vars, options.target_name)
     if options.target_path:
         project.config.target_path = options.target_path
     project.target_name, project.target = resolve_target(project.config.targets, project.config.target,

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError, RenderError, did_you_mean
+from .node_types import NodeType
 from .yamlfile import LineDict
 
 SCHEMA_KEYS = {"version", "models", "sources", "seeds", "unit_tests"}
@@ -164,3 +165,26 @@ def generic_test_name(test: str, node: Any, column: str | None, arguments: dict[
     full = f"{prefix}_{model}_" + "__".join(re.sub(r"[^0-9a-zA-Z_]+", "_", v) for v in flat)
     # dbt keeps the full name (its alias is shortened); a file name must stay under the OS limit
     return full if len(full) <= 200 else full[:160] + "_" + hashlib.md5(full.encode()).hexdigest()
+
+
+def apply_generate_schema_name(project: Any) -> None:
+    """A project's own `generate_schema_name(custom_schema_name, node)` macro decides each model's and
+    seed's schema, as in dbt (jaffle-shop's puts seeds in `raw`). Without one, a `schema` config is the
+    schema itself (sqlsynth's default; dbt's would be `<target.schema>_<schema>`)."""
+    if not project.renderer.has_macro("generate_schema_name"):
+        return
+    for node in project.nodes.values():
+        if node.resource_type not in (NodeType.MODEL, NodeType.SEED):
+            continue
+        state = project.render_state(node, resolve_ref=_no_ref)
+        schema = project.renderer.call_macro("generate_schema_name", state,
+                                             custom_schema_name=node.config.get("schema"), node=node).strip()
+        if not schema:
+            raise ConfigError(f"generate_schema_name returned no schema for {node.resource_type} '{node.name}'",
+                              path=project.renderer.macros["generate_schema_name"],
+                              hint="make every branch of the macro output a schema name")
+        node.config["schema"] = schema
+
+
+def _no_ref(*_args: Any) -> Any:
+    raise RenderError("generate_schema_name cannot call ref()")

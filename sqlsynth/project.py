@@ -10,6 +10,7 @@ from typing import Any
 from .config import PROJECT_FILE, ProjectConfig, load_project_config
 from .contracts import validate_contracts
 from .dbt_compat import (
+    apply_generate_schema_name,
     check_schema_file,
     generic_test_name,
     package_names,
@@ -238,7 +239,7 @@ def merge_config(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 # loading
 
-def load_project(project_dir: Path, cli_vars: dict[str, Any] | None = None) -> Project:
+def load_project(project_dir: Path, cli_vars: dict[str, Any] | None = None, target_name: str | None = None) -> Project:
     project_dir = project_dir.resolve()
     config = load_project_config(project_dir)
     variables = {**config.vars, **(cli_vars or {})}
@@ -246,7 +247,9 @@ def load_project(project_dir: Path, cli_vars: dict[str, Any] | None = None) -> P
                    for d in config.macro_paths for p in _walk(project_dir / d, (".sql", ".jinja"))}
     builtin = {f"<sqlsynth>/macros/{p.name}": p.read_text(encoding="utf-8")
                for p in sorted(_BUILTIN_MACROS.glob("*.sql"))}
-    target_info = {"name": "dev", "schema": "main", "type": "duckdb", "threads": config.threads,
+    # target.name is the --target chosen (dbt's profile output); target.type stays duckdb: models are DuckDB SQL
+    target_info = {"name": target_name or config.target or "dev", "schema": "main", "type": "duckdb",
+                   "threads": config.threads,
                    "profile_name": config.name}
     renderer = Renderer(config.name, macro_files, builtin, target_info, package_names(project_dir))
     udf_modules = [import_udf_file(p, _rel(p, project_dir))
@@ -265,6 +268,7 @@ def load_project(project_dir: Path, cli_vars: dict[str, Any] | None = None) -> P
     _discover_singular_tests(project)
     _apply_schema_files(project)
     _parse_sql_nodes(project)
+    apply_generate_schema_name(project)
     _check_unique_relations(project)
     validate_contracts(project)
     return project

@@ -167,3 +167,20 @@ def test_generic_tests_are_named_as_dbt_names_them(make_project):
     assert result.stdout.split() == ["test:accepted_values_orders_status__placed__shipped__return_pending",
                                      "test:relationships_orders_customer_id__order_id__ref_orders_",
                                      "test:source_not_null_raw_customers_id"]
+
+
+def _schemas(project, *args) -> dict[str, str]:
+    result = run_cli("ls", "--output", "json", *LOAD, *args, cwd=project)
+    assert result.returncode == 0, result.stderr
+    nodes = [json.loads(line) for line in result.stdout.splitlines()]
+    return {n["name"]: n["config"]["schema"] for n in nodes if n["resource_type"] in ("model", "seed")}
+
+
+def test_a_project_generate_schema_name_decides_schemas_with_the_target_name(fixture_project):
+    project = fixture_project("dbt_shop")
+    with (project / "project.yml").open("a") as handle:
+        handle.write("targets:\n  dev: {type: duckdb}\n  prod: {type: duckdb, database: target/prod.duckdb}\n")
+    dev = _schemas(project)
+    assert dev["raw_orders"] == "raw" and dev["orders"] == "main" and dev["stg_orders"] == "main"
+    prod = _schemas(project, "--target", "prod")
+    assert prod["raw_orders"] == "raw" and prod["orders"] == "analytics_marts" and prod["stg_orders"] == "main"
