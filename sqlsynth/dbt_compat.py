@@ -188,3 +188,45 @@ def apply_generate_schema_name(project: Any) -> None:
 
 def _no_ref(*_args: Any) -> Any:
     raise RenderError("generate_schema_name cannot call ref()")
+
+
+# --------------------------------------------------------------------------------------------
+# docs blocks: `{% docs name %}...{% enddocs %}` in .md files, `{{ doc('name') }}` in descriptions
+
+_DOCS_BLOCK = re.compile(r"{%-?\s*docs\s+(\w+)\s*-?%}(.*?){%-?\s*enddocs\s*-?%}", re.S)
+
+
+def docs_blocks(project_dir: Path, folders: list[str]) -> dict[str, str]:
+    blocks: dict[str, str] = {}
+    for folder in folders:
+        for path in sorted((project_dir / folder).rglob("*.md")):
+            for name, text in _DOCS_BLOCK.findall(path.read_text(encoding="utf-8", errors="replace")):
+                blocks[name] = text.strip()
+    return blocks
+
+
+def render_descriptions(project: Any) -> None:
+    """dbt renders descriptions: `{{ doc('orders_status') }}` becomes that docs block's text (jaffle_shop)."""
+    import jinja2
+
+    blocks = docs_blocks(project.dir, list(project.config.model_paths))
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+
+    def doc(name: str, *_package: str) -> str:
+        if name not in blocks:
+            raise RenderError(f"doc('{name}'): no {{% docs {name} %}} block in a .md file under models/",
+                              hint=did_you_mean(name, list(blocks)) or "add the block, or write the description inline")
+        return blocks[name]
+
+    for node in project.nodes.values():
+        for owner in (node, *node.columns.values()):
+            if "{{" in (owner.description or ""):
+                try:
+                    owner.description = env.from_string(owner.description).render(doc=doc)
+                except jinja2.TemplateError as exc:
+                    raise RenderError(f"description of '{owner.name}': {exc}", path=node.yaml_path,
+                                      line=node.yaml_line) from None
+                except RenderError as exc:
+                    exc.path, exc.line = node.yaml_path, node.yaml_line
+                    exc.args = (exc.format(),)
+                    raise

@@ -14,6 +14,7 @@ from .dbt_compat import (
     check_schema_file,
     generic_test_name,
     package_names,
+    render_descriptions,
     unknown_ref_error,
     warn,
     warn_unsupported_folders,
@@ -267,6 +268,7 @@ def load_project(project_dir: Path, cli_vars: dict[str, Any] | None = None, targ
     _discover_models(project)
     _discover_singular_tests(project)
     _apply_schema_files(project)
+    render_descriptions(project)
     _parse_sql_nodes(project)
     apply_generate_schema_name(project)
     _check_unique_relations(project)

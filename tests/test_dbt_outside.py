@@ -184,3 +184,19 @@ def test_a_project_generate_schema_name_decides_schemas_with_the_target_name(fix
     assert dev["raw_orders"] == "raw" and dev["orders"] == "main" and dev["stg_orders"] == "main"
     prod = _schemas(project, "--target", "prod")
     assert prod["raw_orders"] == "raw" and prod["orders"] == "analytics_marts" and prod["stg_orders"] == "main"
+
+
+def test_descriptions_render_docs_blocks(shop):
+    assert run_cli("build", cwd=shop).returncode == 0
+    nodes = json.loads((shop / "target/manifest.json").read_text())["nodes"]
+    orders = next(n for n in nodes.values() if n["name"] == "orders" and n["resource_type"] == "model")
+    assert orders["columns"]["customer_order_number"]["description"] == \
+        "The order's position among its customer's orders: 1 for the first."
+
+
+def test_an_unknown_docs_block_names_the_yaml_file(make_project):
+    project = make_project({"models/a.sql": "select 1 as x",
+                            "models/a.yml": "models:\n  - name: a\n    description: '{{ doc(\"nope\") }}'\n"})
+    result = run_cli("run", cwd=project)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "models/a.yml:2" in result.stderr and "doc('nope')" in result.stderr
