@@ -72,7 +72,8 @@ def warn_unsupported_folders(project_dir: Path, model_paths: list[str] = ()) -> 
         warn("snapshots/", "snapshots are not supported; these files are ignored")
     for name in ("packages.yml", "dependencies.yml"):
         if (project_dir / name).exists():
-            warn(name, "packages are not supported; macros from packages are not available")
+            warn(name, "packages are not supported (not installed); dbt_utils' common macros and tests are "
+                       "built in (README: dbt compatibility), copy any other package macro into macros/")
 
 
 # --------------------------------------------------------------------------------------------

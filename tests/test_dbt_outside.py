@@ -200,3 +200,47 @@ def test_an_unknown_docs_block_names_the_yaml_file(make_project):
     result = run_cli("run", cwd=project)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "models/a.yml:2" in result.stderr and "doc('nope')" in result.stderr
+
+
+def test_built_in_dbt_utils_tests_pass_and_fail_on_their_rows(make_project):
+    project = make_project({
+        "packages.yml": "packages:\n  - package: dbt-labs/dbt_utils\n    version: 1.3.0\n",
+        "models/t.sql": "select * from (values (1, 'a', 5, 'x'), (1, 'b', 50, ''), (2, 'a', 7, 'x')) v(id, k, n, s)",
+        "models/u.sql": "select {{ dbt_utils.generate_surrogate_key(['id', 'null']) }} as key from {{ ref('t') }} limit 1",
+        "models/t.yml": """
+            models:
+              - name: t
+                data_tests:
+                  - dbt_utils.unique_combination_of_columns: {combination_of_columns: [id, k]}
+                  - dbt_utils.expression_is_true: {expression: "n > 0"}
+                  - dbt_utils.equal_rowcount: {compare_model: ref('u')}
+                columns:
+                  - name: n
+                    data_tests:
+                      - dbt_utils.accepted_range: {min_value: 0, max_value: 10}
+                      - dbt_utils.expression_is_true: {expression: "< 100"}
+                      - dbt_utils.not_constant
+                      - dbt_utils.at_least_one
+                  - name: s
+                    data_tests:
+                      - dbt_utils.not_empty_string
+                      - dbt_utils.not_null_proportion: {at_least: 0.9}
+            """})
+    assert run_cli("run", cwd=project).returncode == 0
+    result = run_cli("test", cwd=project)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    status = {r["unique_id"].split(".")[2]: r["status"]
+              for r in json.loads((project / "target/run_results.json").read_text())["results"]}
+    assert status == {
+        "dbt_utils_unique_combination_of_columns_t_id__k": "pass",
+        "dbt_utils_expression_is_true_t_n_0": "pass",
+        "dbt_utils_equal_rowcount_t_ref_u_": "fail",
+        "dbt_utils_accepted_range_t_n__10__0": "fail",
+        "dbt_utils_expression_is_true_t_n___100": "pass",
+        "dbt_utils_not_constant_t_n": "pass",
+        "dbt_utils_at_least_one_t_n": "pass",
+        "dbt_utils_not_empty_string_t_s": "fail",
+        "dbt_utils_not_null_proportion_t_0_9__s": "pass",
+    }
+    key = query(project, "select key from u", "target/proj.duckdb")[0][0]
+    assert key == hashlib.md5(b"1-_dbt_utils_surrogate_key_null_").hexdigest()
