@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 VENV = Path(os.environ.get("SQLSYNTH_SPARK35_VENV", ROOT / ".venv-spark35"))
 FIXTURE = ROOT / "tests" / "fixtures" / "iceberg"
 SPARK_ONLY = ("events_overwrite", "export_events_overwrite", "iceberg_history")  # DuckDB has no insert_overwrite
+COMPARED = ("people_table", "people_merge", "people_replace")
 
 if not (VENV / ".installed").exists():
     message = f"the Spark 3.5 + Iceberg virtualenv {VENV} is missing: run `make spark35`"
@@ -55,6 +56,11 @@ def exported(project: Path, name: str) -> list[tuple]:
     return sorted(tuple(json.loads(line).values()) for line in path.read_text().splitlines())
 
 
+def history(run: dict, model: str) -> list[str]:
+    """The model's Iceberg snapshots, oldest first (iceberg_history.sql orders them by commit time)."""
+    return [operation for name, operation in run["iceberg_history"] if name == model]
+
+
 def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
@@ -76,8 +82,10 @@ def runs(tmp_path_factory) -> dict:
         ok(sqlsynth(python, spark, "build", "--target", "spark"))
         ok(sqlsynth(Path(sys.executable), duck, "build", "--target", "duckdb", *exclude))
         found[step] = {name: exported(spark, name) for name in
-                       ("people_merge", "people_replace", "events_overwrite", "iceberg_history")}
-        found[step]["duckdb"] = {name: exported(duck, name) for name in ("people_merge", "people_replace")}
+                       ("people_table", "people_merge", "people_replace", "events_overwrite")}
+        found[step]["iceberg_history"] = [tuple(json.loads(line).values()) for line in
+                                          (spark / "target/exports/iceberg_history.jsonl").read_text().splitlines()]
+        found[step]["duckdb"] = {name: exported(duck, name) for name in COMPARED}
     write_seed(spark, "people", "id,name,score", PEOPLE_DUPLICATE_KEY)
     found["failed"] = sqlsynth(python, spark, "build", "--target", "spark", "-s", "+people_merge")
     ok(sqlsynth(python, spark, "build", "--target", "spark", "-s", "export_people_merge"))
@@ -86,27 +94,32 @@ def runs(tmp_path_factory) -> dict:
 
 
 def test_first_build_creates_iceberg_tables(runs):
-    for model in ("people_merge", "people_replace"):
+    for model in COMPARED:
         assert runs["v1"][model] == PEOPLE_V1
     assert runs["v1"]["events_overwrite"] == [(1, "a", 1), (2, "b", 1), (3, "c", 2)]
-    # the tables are Iceberg tables: each has its snapshot history, one append (CREATE TABLE AS SELECT)
-    assert sorted(runs["v1"]["iceberg_history"]) == [("people_merge", "append"), ("people_replace", "append")]
+    # Iceberg tables: each has a snapshot history, one commit (CREATE OR REPLACE TABLE ... AS SELECT)
+    for model in COMPARED:
+        assert history(runs["v1"], model) == ["overwrite"], model
+
+
+def test_table_rebuild_replaces_the_same_iceberg_table(runs):
+    assert runs["v2"]["people_table"] == PEOPLE_V2
+    # CREATE OR REPLACE: one table whose history goes on (a dropped and re-created table would have one)
+    assert history(runs["v2"], "people_table") == ["overwrite", "overwrite"]
 
 
 def test_merge_updates_inserts_and_keeps_untouched_rows(runs):
     merged = runs["v2"]["people_merge"]
     assert merged == PEOPLE_AFTER_V2
     assert len({row[0] for row in merged}) == len(merged)  # no duplicate keys
-    # one Iceberg MERGE commit (copy-on-write: an overwrite snapshot), not a rebuilt table
-    history = [op for model, op in runs["v2"]["iceberg_history"] if model == "people_merge"]
-    assert sorted(history) == ["append", "overwrite"]
+    # one more Iceberg commit: the MERGE (copy-on-write: the data file rewritten, an overwrite snapshot)
+    assert history(runs["v2"], "people_merge") == ["overwrite", "overwrite"]
 
 
 def test_delete_insert_on_iceberg(runs):
     assert runs["v2"]["people_replace"] == PEOPLE_AFTER_V2
     # DELETE (rows of an existing data file: overwrite), then INSERT (append), on the same table
-    history = [op for model, op in runs["v2"]["iceberg_history"] if model == "people_replace"]
-    assert sorted(history) == ["append", "append", "overwrite"]
+    assert history(runs["v2"], "people_replace") == ["overwrite", "overwrite", "append"]
 
 
 def test_insert_overwrite_replaces_only_the_new_partitions(runs):
@@ -115,7 +128,7 @@ def test_insert_overwrite_replaces_only_the_new_partitions(runs):
 
 def test_same_tables_as_duckdb(runs):
     for step in ("v1", "v2"):
-        for model in ("people_merge", "people_replace"):
+        for model in COMPARED:
             assert runs[step][model] == runs[step]["duckdb"][model], (step, model)
 
 

@@ -1,4 +1,4 @@
-"""The statements incremental models send to Spark for a Delta table, pinned as written (golden SQL).
+"""The statements table and incremental models send to Spark for a Delta table, pinned as written (golden SQL).
 
 No Delta Lake jars are reachable here (Maven Central is not; the delta-spark wheel has none), so Delta is
 checked by its SQL only; the same code path runs for real on Iceberg in tests/test_spark_iceberg.py. The
@@ -16,7 +16,7 @@ import pytest
 from sqlsynth.project import load_project
 from sqlsynth.targets import SparkTarget
 from sqlsynth.targets.spark_database import SparkDatabase
-from sqlsynth.targets.spark_materialize import build_incremental
+from sqlsynth.targets.spark_materialize import build_incremental, build_table
 
 FIXTURE = Path(__file__).parent / "fixtures" / "iceberg"
 QUERY = "select id, name, score from `main`.`people` where id >= 2"
@@ -37,6 +37,9 @@ class RecordingSpark:
 
     def count(self) -> int:
         return 3
+
+    def collect(self) -> list[tuple]:  # describe table extended: the existing table is a Delta table
+        return [("Provider", "delta", "")]
 
     def tableExists(self, name: str) -> bool:  # noqa: N802 (pyspark's name)
         return True
@@ -78,6 +81,19 @@ def test_delete_insert_on_delta(delta):
         f"delete from `main`.`people_replace` as target where exists (select 1 from {temp} as source "
         "where target.`id` <=> source.`id`)",
         f"insert into `main`.`people_replace` (`id`, `name`, `score`) select `id`, `name`, `score` from {temp}",
+        f"drop table if exists {temp}",
+    ]
+
+
+def test_table_is_replaced_in_one_statement_on_delta(delta):
+    db, spark = delta
+    build_table(db, db.project.nodes["model.iceberg_fixture.people_table"], QUERY)
+    temp = TEMP.format(model="people_table")
+    assert spark.statements == [
+        f"drop table if exists {temp}",
+        f"create table {temp} using delta as\n{QUERY}",
+        "describe table extended `main`.`people_table`",
+        f"create or replace table `main`.`people_table` using delta as select * from {temp}",
         f"drop table if exists {temp}",
     ]
 

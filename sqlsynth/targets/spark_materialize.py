@@ -57,11 +57,31 @@ def _drop(db: SparkDatabase, node: Node, kind: str | None) -> None:
         db.spark.sql(f"drop {'view' if kind == 'view' else 'table'} if exists {relation(node.schema, node.alias)}")
 
 
-def _swap_in(db: SparkDatabase, node: Node) -> int:
-    """Replace the node's relation with the finished temporary table."""
-    _drop(db, node, db.relation_type(node.schema, node.alias))
-    db.spark.sql(f"alter table {_temp(node)} rename to {relation(node.schema, node.alias)}")
-    return db.spark.table(relation(node.schema, node.alias)).count()
+def _drop_temp(db: SparkDatabase, node: Node) -> None:
+    # Iceberg's DROP TABLE leaves the files (Delta's managed tables take theirs): PURGE deletes them
+    db.spark.sql(f"drop table if exists {_temp(node)}{' purge' if _format(db) == 'iceberg' else ''}")
+
+
+def _provider(db: SparkDatabase, table: str) -> str:
+    rows = db.spark.sql(f"describe table extended {table}").collect()
+    return next((str(row[1]).lower() for row in rows if row[0] == "Provider"), "")
+
+
+def _swap_in(db: SparkDatabase, node: Node, partitioning: str = "") -> int:
+    """Replace the node's relation with the finished temporary table. Delta and Iceberg replace it in one
+    atomic CREATE OR REPLACE: the table keeps its own location and history, and catalogs that cannot rename
+    tables (Iceberg's hadoop catalog) work too; a parquet table is renamed into place."""
+    target, temp, fmt = relation(node.schema, node.alias), _temp(node), _format(db)
+    kind = db.relation_type(node.schema, node.alias)
+    if fmt in ("delta", "iceberg"):
+        if kind == "view" or (kind == "table" and _provider(db, target) != fmt):  # a view, or another format
+            _drop(db, node, kind)
+        db.spark.sql(f"create or replace table {target} using {fmt}{partitioning} as select * from {temp}")
+        _drop_temp(db, node)
+    else:
+        _drop(db, node, kind)
+        db.spark.sql(f"alter table {temp} rename to {target}")
+    return db.spark.table(target).count()
 
 
 def build_view(db: SparkDatabase, node: Node, sql: str) -> tuple[int | None, str]:
@@ -73,7 +93,7 @@ def build_view(db: SparkDatabase, node: Node, sql: str) -> tuple[int | None, str
 
 
 def build_table(db: SparkDatabase, node: Node, sql: str) -> tuple[int | None, str]:
-    db.spark.sql(f"drop table if exists {_temp(node)}")
+    _drop_temp(db, node)
     db.spark.sql(f"create table {_temp(node)} using {_format(db)} as\n{sql}")
     rows = _swap_in(db, node)
     return rows, f"{rows:,} rows"
@@ -95,19 +115,19 @@ def build_incremental(db: SparkDatabase, node: Node, sql: str) -> tuple[int | No
     """append / insert_overwrite / delete+insert on any table format; merge on Delta and Iceberg."""
     strategy = incremental_strategy(node, _format(db))
     if not incremental_target_exists(db, node, db.full_refresh):
-        db.spark.sql(f"drop table if exists {_temp(node)}")
+        _drop_temp(db, node)
         db.spark.sql(f"create table {_temp(node)} using {_format(db)}{_partitioning(node)} as\n{sql}")
-        rows = _swap_in(db, node)
+        rows = _swap_in(db, node, _partitioning(node))
         return rows, f"{rows:,} rows (full build)"
     temp = _temp(node)
-    db.spark.sql(f"drop table if exists {temp}")
+    _drop_temp(db, node)
     db.spark.sql(f"create table {temp} using {_format(db)} as\n{sql}")  # the model reads {{ this }}: build first
     rows = db.spark.table(temp).count()
     try:
         _apply(db, node, strategy)
     finally:  # a failed MERGE/DELETE commits nothing (Delta, Iceberg): the table stays as it was
         with contextlib.suppress(Exception):  # a leftover is dropped next time; never hide the error
-            db.spark.sql(f"drop table if exists {temp}")
+            _drop_temp(db, node)
     return rows, f"{rows:,} rows {strategy}"
 
 
@@ -240,7 +260,7 @@ def load_seed(db: SparkDatabase, node: Node) -> int:
     db.ensure_schema(node.schema)
     con, reader = _seed_batches(db, node)
     try:
-        db.spark.sql(f"drop table if exists {_temp(node)}")
+        _drop_temp(db, node)
         mode = "overwrite"
         for batch in reader:
             frame = arrow_frame(db.spark, pa.Table.from_batches([batch]))
