@@ -22,6 +22,7 @@ import shutil
 
 import duckdb
 import pytest
+from spark_support import module_session, require_local_spark
 from test_spark_ai_query import normalized
 
 from sqlsynth.testing.openai_server import OpenAIServer, ServerConfig
@@ -30,9 +31,7 @@ from conftest import run_cli
 from test_bank_pipeline import STUB_VARS, copy_project
 
 pytestmark = pytest.mark.spark
-pytest.importorskip("pyspark")
-if shutil.which("java") is None:
-    pytest.skip("Spark local mode needs Java 17 (.ci/run installs openjdk-17-jre-headless)", allow_module_level=True)
+require_local_spark()
 
 # every relation of the bank pipeline → the columns left out of the comparison (timings, timestamps)
 RELATIONS = {
@@ -85,15 +84,7 @@ def built(tmp_path_factory):
         return project, duck, rerun, grown
 
 
-@pytest.fixture(scope="module")
-def spark(built):
-    from sqlsynth.config import parse_project_config
-    from sqlsynth.targets.spark_session import open_session
-
-    target = parse_project_config({"name": "p", "targets": {"spark": {"type": "spark", "remote": "local[2]"}}})
-    session = open_session("spark", target.targets["spark"], built[0] / "target/spark")
-    yield session
-    session.stop()
+spark = module_session("built", lambda built: built[0] / "target/spark")
 
 
 def _row(names, values, skip) -> tuple:

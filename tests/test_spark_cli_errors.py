@@ -8,6 +8,7 @@ import socket
 import sys
 
 import pytest
+from spark_support import require_local_spark
 
 from conftest import FIXTURES, run_cli
 
@@ -95,3 +96,15 @@ def test_a_model_spark_cannot_run_fails_alone_with_its_file(jaffle):
     result = run_cli("build", "--target", "spark", cwd=jaffle, timeout=900)
     assert_one_message(result, 1, "bad_cast", "models/marts/bad_cast.sql", "CAST_INVALID_INPUT")
     assert "ERROR=1" in result.stderr and "OK=8" in result.stderr
+
+
+def test_a_driver_jvm_that_cannot_start_shows_its_own_error_then_one_line(jaffle):
+    """The driver JVM's stderr goes through a filter (spark_jvm.py) that drops only the incubator-module
+    warning: the JVM's own error still reaches the user, before sqlsynth's one line."""
+    require_local_spark()
+    add_target(jaffle, "  spark:\n    type: spark\n    remote: local[1]\n    spark_conf:\n"
+                       "      spark.driver.extraJavaOptions: -Xss1k\n")  # a thread stack the JVM refuses
+    result = run_cli("build", "--target", "spark", cwd=jaffle, timeout=300)
+    assert_one_message(result, 2, "Could not create the Java Virtual Machine",
+                       "target 'spark': cannot start Spark at local[1]")
+    assert result.stderr.index("Could not create") < result.stderr.index("target 'spark'")

@@ -6,13 +6,12 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from spark_support import module_session, require_local_spark
 
 from conftest import FIXTURES, run_cli
 
 pytestmark = pytest.mark.spark
-pytest.importorskip("pyspark")
-if shutil.which("java") is None:
-    pytest.skip("Spark local mode needs Java 17 (.ci/run installs openjdk-17-jre-headless)", allow_module_level=True)
+require_local_spark()
 
 TABLES = ["raw_customers", "raw_orders", "raw_payments", "stg_customers", "stg_orders", "stg_payments",
           "customers", "orders"]
@@ -31,17 +30,7 @@ def built(tmp_path_factory):
     return project, spark_run
 
 
-@pytest.fixture(scope="module")
-def spark(built):
-    """One SparkSession for this module, on the metastore the CLI build wrote."""
-    from sqlsynth.config import parse_project_config
-    from sqlsynth.targets.spark_session import open_session
-
-    project, _ = built
-    target = parse_project_config({"name": "p", "targets": {"spark": {"type": "spark", "remote": "local[2]"}}})
-    session = open_session("spark", target.targets["spark"], project / "target/spark")
-    yield session
-    session.stop()  # the next module's session must open on its own metastore, not reuse this one
+spark = module_session("built", lambda built: built[0] / "target/spark")
 
 
 def _rows(rows) -> list[tuple]:
@@ -52,6 +41,7 @@ def test_jaffle_builds_and_tests_on_spark_with_the_same_tables(built, spark):
     project, result = built
     assert result.returncode == 0, result.stderr
     assert "OK=8 PASS=18" in result.stderr
+    assert "WARNING: Using incubator modules" not in result.stderr  # the JVM's start-up line (spark_jvm.py)
     results = json.loads((project / "target/run_results.json").read_text())  # the DuckDB build's, last
     assert len(results["results"]) == 26
     with duckdb.connect(str(project / "target/jaffle_shop.duckdb"), read_only=True) as con:

@@ -9,14 +9,13 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from spark_support import module_session, require_local_spark
 from test_cli import assert_clean_error
 
 from conftest import run_cli
 
 pytestmark = pytest.mark.spark
-pytest.importorskip("pyspark")
-if shutil.which("java") is None:
-    pytest.skip("Spark local mode needs Java 17 (.ci/run installs openjdk-17-jre-headless)", allow_module_level=True)
+require_local_spark()
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "gardening"
 SELECTION = ("-s", "+corpus_qa_export", "bad_tokens")
@@ -38,16 +37,7 @@ def built(tmp_path_factory):
     return project, duck, spark_run, duck_run
 
 
-@pytest.fixture(scope="module")
-def spark(built):
-    """One SparkSession for this module, on the metastore the CLI build wrote."""
-    from sqlsynth.config import parse_project_config
-    from sqlsynth.targets.spark_session import open_session
-
-    target = parse_project_config({"name": "p", "targets": {"spark": {"type": "spark", "remote": "local[2]"}}})
-    session = open_session("spark", target.targets["spark"], built[0] / "target/spark")
-    yield session
-    session.stop()
+spark = module_session("built", lambda built: built[0] / "target/spark")
 
 
 def _records(path: Path) -> list[dict]:

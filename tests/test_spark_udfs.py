@@ -2,15 +2,13 @@
 functions are Arrow UDFs of the session and give the values DuckDB gives (types, NULLs, lists, structs);
 embed() loads MiniLM once per Python worker, not per batch."""
 
-import shutil
 import textwrap
 
 import pytest
+from spark_support import local_session, require_local_spark
 
 pytestmark = pytest.mark.spark
-pytest.importorskip("pyspark")
-if shutil.which("java") is None:
-    pytest.skip("Spark local mode needs Java 17 (.ci/run installs openjdk-17-jre-headless)", allow_module_level=True)
+require_local_spark()
 
 UDFS = '''
 import pyarrow as pa
@@ -83,16 +81,14 @@ def project(tmp_path_factory):
 @pytest.fixture(scope="module")
 def spark(project):
     """One SparkSession (one JVM) for the module, with the project's functions registered."""
-    from sqlsynth.targets.spark_session import open_session
     from sqlsynth.targets.spark_udfs import register_python_functions
 
-    session = open_session("spark", project.config.targets["spark"], project.target_dir / "spark")
-    names = register_python_functions(session, project, connect=False)
-    assert {"shout", "initials", "html_to_text", "embed", "chunk_text", "token_count"} <= set(names)
-    assert "retrieve" not in names  # single-machine: refused at compile time on Spark
-    session.sql(f"create or replace temporary view t as select * from values {VALUES} as t(id, html, text, n)")
-    yield session
-    session.stop()
+    with local_session(project.target_dir / "spark") as session:
+        names = register_python_functions(session, project, connect=False)
+        assert {"shout", "initials", "html_to_text", "embed", "chunk_text", "token_count"} <= set(names)
+        assert "retrieve" not in names  # single-machine: refused at compile time on Spark
+        session.sql(f"create or replace temporary view t as select * from values {VALUES} as t(id, html, text, n)")
+        yield session
 
 
 @pytest.fixture(scope="module")

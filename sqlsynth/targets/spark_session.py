@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
 from . import SPARK_EXTRA
+from .spark_jvm import launch_driver
 
 GRPC_HANDSHAKE_S = 15
 
@@ -25,6 +27,12 @@ LOCAL_DEFAULTS = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.sources.partitionOverwriteMode": "dynamic",
 }
+
+# A command's driver JVM lives for seconds to minutes and spends its start-up loading and compiling classes:
+# the quick C1 compiler alone and one GC thread leave the cores to the work (bench/spark_startup.py).
+# spark_conf's spark.driver.extraJavaOptions comes after these (-XX:TieredStopAtLevel=4 undoes the first; a
+# collector of its own replaces the second).
+LOCAL_JVM_OPTIONS = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
 
 
 def require_pyspark(target_name: str) -> None:
@@ -75,26 +83,39 @@ def _quiet_log4j(state_dir: Path) -> Path:
     return path
 
 
-def _local_builder(target: Any, state_dir: Path) -> Any:
-    from pyspark.sql import SparkSession
-
+def _local_conf(target: Any, state_dir: Path) -> dict[str, str]:
     state_dir.mkdir(parents=True, exist_ok=True)
     # a Derby metastore under target/ keeps tables and views between commands, like the DuckDB file
-    conf = dict(LOCAL_DEFAULTS)
-    conf.update({
-        "spark.sql.catalogImplementation": "hive",
-        "spark.sql.warehouse.dir": str(state_dir / "warehouse"),
-        "spark.hadoop.javax.jdo.option.ConnectionURL":
-            f"jdbc:derby:;databaseName={state_dir / 'metastore_db'};create=true",
-        "spark.driver.extraJavaOptions":
-            f"-Dderby.system.home={state_dir} -Dlog4j2.configurationFile={_quiet_log4j(state_dir)}",
-    })
+    conf = {"spark.master": target.remote, "spark.app.name": "sqlsynth", **LOCAL_DEFAULTS,
+            "spark.sql.catalogImplementation": "hive",
+            "spark.sql.warehouse.dir": str(state_dir / "warehouse"),
+            "spark.hadoop.javax.jdo.option.ConnectionURL":
+                f"jdbc:derby:;databaseName={state_dir / 'metastore_db'};create=true"}
     conf.update(_python_workers())
     conf.update(target.spark_conf)
-    builder = SparkSession.builder.master(target.remote).appName("sqlsynth")
+    # the user's JVM options come after ours (the later flag wins) instead of dropping the metastore's and log's
+    user = target.spark_conf.get("spark.driver.extraJavaOptions", "")
+    java = (f"{_jvm_flags(user)} -Dderby.system.home={state_dir} "
+            f"-Dlog4j2.configurationFile={_quiet_log4j(state_dir)}")
+    conf["spark.driver.extraJavaOptions"] = f"{java} {user}".strip()
+    return conf
+
+
+def _jvm_flags(user: str) -> str:
+    """LOCAL_JVM_OPTIONS, less the collector when the user names one (two collectors stop the JVM)."""
+    user_gc = re.search(r"-XX:\+Use\w+GC\b", user) is not None
+    return " ".join(flag for flag in LOCAL_JVM_OPTIONS if not (user_gc and flag.endswith("GC")))
+
+
+def _local_session(target: Any, state_dir: Path) -> Any:
+    from pyspark.sql import SparkSession
+
+    conf = _local_conf(target, state_dir)
+    launch_driver(conf)
+    builder = SparkSession.builder
     for key, value in conf.items():
         builder = builder.config(key, value)
-    return builder
+    return builder.getOrCreate()
 
 
 def _python_workers() -> dict[str, str]:
@@ -173,7 +194,7 @@ def open_session(target_name: str, target: Any, state_dir: Path) -> Any:
             # or an earlier remote session: its stop() leaves them): local[N] asks for a classic one.
             for mark in ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE"):
                 os.environ.pop(mark, None)
-            session = _local_builder(target, state_dir).getOrCreate()
+            session = _local_session(target, state_dir)
             session.sparkContext.setLogLevel("ERROR")
         session.sql("select 1").collect()
     except ConfigError:
