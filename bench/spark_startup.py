@@ -32,10 +32,12 @@ PHASES = ("import", "open", "metastore", "ctas", "stop")
 
 def child(state_dir: str, conf: str) -> None:
     """One start-up, timed phase by phase; prints a JSON object."""
-    marks, start = {}, time.perf_counter()
+    marks, cpu, start = {}, {}, time.perf_counter()
 
     def mark(name: str) -> None:
         marks[name] = time.perf_counter() - start - sum(marks.values())
+        if name in ("open", "metastore", "ctas"):  # the JVM's CPU seconds in this phase
+            cpu[f"{name} cpu"] = _cpu_seconds(spark.sparkContext._gateway.proc.pid) - sum(cpu.values())
 
     from sqlsynth.config import parse_project_config
     from sqlsynth.targets.spark_database import ensure_schema
@@ -53,10 +55,9 @@ def child(state_dir: str, conf: str) -> None:
     spark.sql("create table main.t using parquet as select id, id % 3 as k from range(100)")
     assert spark.sql("select k, count(*) from main.t group by k").count() == 3
     mark("ctas")
-    jvm_cpu = _cpu_seconds(spark.sparkContext._gateway.proc.pid)
     spark.stop()
     mark("stop")
-    print(json.dumps({**marks, "jvm cpu": jvm_cpu}))
+    print(json.dumps({**marks, **cpu, "jvm cpu": sum(cpu.values())}))
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -123,7 +124,7 @@ def main() -> None:
             results[name].append(phases)
             print(f"run {run} {name}: " + " ".join(f"{k} {v:.2f}" for k, v in phases.items()) + f"  load {load()}",
                   flush=True)
-    columns = (*PHASES, "jvm cpu", "command")
+    columns = (*PHASES, "open cpu", "metastore cpu", "ctas cpu", "jvm cpu", "command")
     print("\n| variant | " + " | ".join(columns) + " |\n|" + " --- |" * (len(columns) + 1))
     for name, runs in results.items():
         later = runs[1:] or runs
