@@ -7,14 +7,14 @@ import os
 import threading
 
 from sqlsynth.config import parse_project_config
-from sqlsynth.targets.spark_jvm import INCUBATOR_WARNING, _relay
-from sqlsynth.targets.spark_session import LOCAL_DEFAULTS, _local_conf
+from sqlsynth.targets.spark_jvm import INCUBATOR_WARNING, relay_stderr
+from sqlsynth.targets.spark_session import LOCAL_DEFAULTS, local_conf
 
 
 def conf_for(tmp_path, spark_conf=None):
     target = parse_project_config({"name": "p", "targets": {"s": {
         "type": "spark", "remote": "local[2]", "spark_conf": spark_conf or {}}}}).targets["s"]
-    return _local_conf(target, tmp_path / "spark")
+    return local_conf(target, tmp_path / "spark")
 
 
 def test_the_local_driver_keeps_its_small_defaults_and_quick_jvm(tmp_path):
@@ -41,7 +41,7 @@ def test_the_users_jvm_options_come_last_and_their_collector_replaces_ours(tmp_p
 
 def test_the_stderr_filter_drops_only_the_incubator_warning(capfd):
     read_end, write_end = os.pipe()
-    relay = threading.Thread(target=_relay, args=(read_end,))
+    relay = threading.Thread(target=relay_stderr, args=(read_end,))
     relay.start()
     lines = [INCUBATOR_WARNING + b"\n", b"Error: Could not create the Java Virtual Machine.\n",
              b"WARNING: Using incubator modules: jdk.incubator.foreign\n", b"spark: ERROR Executor: boom\n",

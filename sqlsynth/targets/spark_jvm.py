@@ -26,7 +26,7 @@ def launch_driver(conf: dict[str, str]) -> None:
     if SparkContext._gateway is not None or "PYSPARK_GATEWAY_PORT" in os.environ:
         return
     read_end, write_end = os.pipe()
-    relay = threading.Thread(target=_relay, args=(read_end,), name="spark-jvm-stderr", daemon=True)
+    relay = threading.Thread(target=relay_stderr, args=(read_end,), name="spark-jvm-stderr", daemon=True)
     relay.start()
     try:
         gateway = launch_gateway(SparkConf().setAll(conf.items()), popen_kwargs={"stderr": write_end})
@@ -38,7 +38,8 @@ def launch_driver(conf: dict[str, str]) -> None:
     SparkContext._ensure_initialized(gateway=gateway)
 
 
-def _relay(read_end: int) -> None:
+def relay_stderr(read_end: int) -> None:
+    """Copy the JVM's stderr pipe to ours line by line, less the incubator warning, until the JVM closes it."""
     with open(read_end, "rb") as source, open(2, "wb", closefd=False) as sink:
         for line in source:
             if line.rstrip(b"\r\n") != INCUBATOR_WARNING:

@@ -83,7 +83,7 @@ def _quiet_log4j(state_dir: Path) -> Path:
     return path
 
 
-def _local_conf(target: Any, state_dir: Path) -> dict[str, str]:
+def local_conf(target: Any, state_dir: Path) -> dict[str, str]:
     state_dir.mkdir(parents=True, exist_ok=True)
     # a Derby metastore under target/ keeps tables and views between commands, like the DuckDB file
     conf = {"spark.master": target.remote, "spark.app.name": "sqlsynth", **LOCAL_DEFAULTS,
@@ -110,7 +110,7 @@ def _jvm_flags(user: str) -> str:
 def _local_session(target: Any, state_dir: Path) -> Any:
     from pyspark.sql import SparkSession
 
-    conf = _local_conf(target, state_dir)
+    conf = local_conf(target, state_dir)
     launch_driver(conf)
     builder = SparkSession.builder
     for key, value in conf.items():
