@@ -231,3 +231,17 @@ def render_descriptions(project: Any) -> None:
                     exc.path, exc.line = node.yaml_path, node.yaml_line
                     exc.args = (exc.format(),)
                     raise
+
+
+def missing_source_note(project: Any, node: Any, text: str) -> str:
+    """A model that failed because a source table is absent: say so (dbt users run `dbt seed`, or a
+    loader, before `dbt build`; jaffle-shop's seeds load only with --vars '{load_source_data: true}')."""
+    lowered = text.lower()
+    if not any(word in lowered for word in ("does not exist", "not_found", "cannot be found")):
+        return ""
+    for source_name, table in getattr(node, "sources", []) or []:
+        source = project.nodes.get(f"source.{project.name}.{source_name}.{table}")
+        if source is not None and not source.external_location and source.alias.lower() in lowered:
+            return (f" (source '{source_name}.{table}' is not in the database: sqlsynth reads a source, it does "
+                    f"not create it; load {source.schema}.{source.alias} first, e.g. with `sqlsynth seed`)")
+    return ""

@@ -11,6 +11,7 @@ from typing import Any
 from .compile import Compiler, compiled_error_line
 from .database import Database
 from .datatests import run_test
+from .dbt_compat import missing_source_note
 from .errors import ExecutionError, SqlsynthError, runtime_message
 from .extensions import registry
 from .graph import Graph
@@ -146,7 +147,7 @@ class Runner:
         culprit, line = self.compiler.blame(node, compiled_line) if compiled_line else (node, None)
         location = f"{culprit.original_file_path}:{line}" if line else culprit.original_file_path
         first = text.splitlines()[0] if text else type(exc).__name__
-        return f"{location}: {first}"
+        return f"{location}: {first}{missing_source_note(self.project, node, first)}"
 
     # -- the DAG: the scheduler decides what is ready, this loop runs it on a thread pool --------------
     def execute(self, selected: list[str]) -> list[NodeResult]:

@@ -244,3 +244,11 @@ def test_built_in_dbt_utils_tests_pass_and_fail_on_their_rows(make_project):
     }
     key = query(project, "select key from u", "target/proj.duckdb")[0][0]
     assert key == hashlib.md5(b"1-_dbt_utils_surrogate_key_null_").hexdigest()
+
+
+def test_a_model_on_an_unloaded_source_says_the_source_is_missing(fixture_project):
+    project = fixture_project("dbt_shop")
+    result = run_cli("build", cwd=project)  # seeds disabled: load_source_data is not set
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "ERROR stg_order_items: models/staging/stg_order_items.sql" in result.stderr
+    assert "source 'ecom.raw_items' is not in the database" in result.stderr and "sqlsynth seed" in result.stderr

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..compile import Compiler
 from ..datatests import run_test
+from ..dbt_compat import missing_source_note
 from ..errors import CompileError
 from ..node_types import RELATION_TYPES, NodeType
 from ..project import Node, Project
@@ -109,7 +110,7 @@ class SparkRunner(Runner):
     def _runtime_message(self, node: Node, exc: Exception) -> str:
         text = str(exc).strip()
         first = python_error(text) or java_error(text) or (text.splitlines()[0] if text else type(exc).__name__)
-        return f"{node.original_file_path}: {first[:500]}"
+        return f"{node.original_file_path}: {first[:500]}{missing_source_note(self.project, node, first)}"
 
     def _interrupt(self) -> None:
         self.db.interrupt()
