@@ -8,13 +8,12 @@ import shutil
 
 import duckdb
 import pytest
+from spark_support import local_session, require_local_spark
 
 from conftest import FIXTURES, run_cli
 
 pytestmark = pytest.mark.spark
-pytest.importorskip("pyspark")
-if shutil.which("java") is None:
-    pytest.skip("Spark local mode needs Java 17 (.ci/run installs openjdk-17-jre-headless)", allow_module_level=True)
+require_local_spark()
 
 LOAD = ("--vars", '{"load_source_data": true}')
 RELATIONS = ["raw.raw_orders", "raw.raw_items", "main.stg_orders", "main.stg_order_items", "main.order_items",
@@ -55,20 +54,13 @@ def test_the_project_builds_on_spark_and_runs_its_unit_tests(built):
 
 
 def test_every_relation_equals_the_duckdb_build(built):
-    from sqlsynth.config import parse_project_config
-    from sqlsynth.targets.spark_session import open_session
-
     project, runs = built
     assert runs["duckdb"].returncode == 0, runs["duckdb"].stderr
-    target = parse_project_config({"name": "p", "targets": {"spark": {"type": "spark", "remote": "local[1]"}}})
-    spark = open_session("spark", target.targets["spark"], project / "target/spark")
-    try:
-        with duckdb.connect(str(project / "target/shop.duckdb"), read_only=True) as con:
-            for name in RELATIONS:
-                expected = con.execute(f"select * from {name}")
-                columns = [d[0] for d in expected.description]
-                frame = spark.table(name)
-                assert frame.columns == columns, name
-                assert _normal(frame.collect()) == _normal(expected.fetchall()), name
-    finally:
-        spark.stop()
+    with local_session(project / "target/spark") as spark, \
+            duckdb.connect(str(project / "target/shop.duckdb"), read_only=True) as con:
+        for name in RELATIONS:
+            expected = con.execute(f"select * from {name}")
+            columns = [d[0] for d in expected.description]
+            frame = spark.table(name)
+            assert frame.columns == columns, name
+            assert _normal(frame.collect()) == _normal(expected.fetchall()), name
