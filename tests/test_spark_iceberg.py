@@ -86,6 +86,8 @@ def runs(tmp_path_factory) -> dict:
         found[step]["iceberg_history"] = [tuple(json.loads(line).values()) for line in
                                           (spark / "target/exports/iceberg_history.jsonl").read_text().splitlines()]
         found[step]["duckdb"] = {name: exported(duck, name) for name in COMPARED}
+        results = json.loads((spark / "target" / "run_results.json").read_text())["results"]
+        found[step]["tests"] = {r["unique_id"]: r["status"] for r in results if r["unique_id"].startswith("test.")}
     write_seed(spark, "people", "id,name,score", PEOPLE_DUPLICATE_KEY)
     found["failed"] = sqlsynth(python, spark, "build", "--target", "spark", "-s", "+people_merge")
     ok(sqlsynth(python, spark, "build", "--target", "spark", "-s", "export_people_merge"))
@@ -124,6 +126,11 @@ def test_delete_insert_on_iceberg(runs):
 
 def test_insert_overwrite_replaces_only_the_new_partitions(runs):
     assert runs["v2"]["events_overwrite"] == [(1, "a", 1), (2, "b", 1), (3, "C", 2), (4, "D", 2)]
+
+
+def test_data_tests_run_on_the_iceberg_tables(runs):
+    for step in ("v1", "v2"):
+        assert sorted(runs[step]["tests"].values()) == ["pass"] * 4, runs[step]["tests"]
 
 
 def test_same_tables_as_duckdb(runs):
