@@ -57,6 +57,8 @@ def test_cross_database_macros_agree_with_dbt(shop):
         ("o3", "2017-03-31 00:00:00", "2017-04-03 23:59:59", "2017-04-30 23:59:59", 2, 60, "c2/o3", "1800", "2017-03-31", "19.08"),
         ("o4", "2017-12-31 00:00:00", "2018-01-01 12:00:00", "2018-01-31 12:00:00", 11, 335, "c3/o4", "500", "2017-12-31", "5.30"),
     ]
+    spine = query(shop, "select min(date_day)::varchar, max(date_day)::varchar, count(*), sum(n) from date_spine", DB)
+    assert spine == [("2017-01-01", "2017-01-10", 10, 55)]  # dbt_utils.date_spine excludes the end date
     key = query(shop, "select order_item_key from order_items where order_item_id = 'i1'", DB)[0][0]
     assert key == hashlib.md5(b"i1-JAF-001").hexdigest()  # dbt_utils.generate_surrogate_key, copied into macros/
 

@@ -104,3 +104,13 @@ cast({{ field }} as varchar)
 {% macro type_int() %}integer{% endmacro %}
 
 {% macro type_boolean() %}boolean{% endmacro %}
+
+{#- dbt's (and dbt_utils') date_spine: one row per datepart from start_date, end_date excluded, in a
+    column date_<datepart> (a timestamp, as DuckDB's date + interval). The series is unnested in a
+    subquery so that it ports to Spark (sequence + explode). -#}
+{% macro date_spine(datepart, start_date, end_date) -%}
+select date_{{ datepart }}
+from (select unnest(generate_series(cast({{ start_date }} as timestamp), cast({{ end_date }} as timestamp),
+                                    interval 1 {{ datepart }})) as date_{{ datepart }}) as spine
+where date_{{ datepart }} < cast({{ end_date }} as timestamp)
+{%- endmacro %}
