@@ -36,6 +36,7 @@ $(SPARK35_STAMP): constraints.txt tests/iceberg_jars.py
 	$(SPARK35)/bin/python -m pip install -q pyspark==3.5.9 snowpark-connect-deps-iceberg==1.0.3
 	$(SPARK35)/bin/python -m pip install -q -c constraints.txt duckdb sqlglot Jinja2 pydantic PyYAML click \
 		rich pyarrow aiohttp openai pandas
+	rm -f $(SPARK35)/iceberg-shaded-jackson.jar  # rebuilt when tests/iceberg_jars.py changed
 	$(SPARK35)/bin/python tests/iceberg_jars.py $(SPARK35) >/dev/null
 	touch $@
 
