@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -114,9 +115,17 @@ def main() -> None:
     trees = {name: args.baseline if name == "baseline" else ROOT for name in variants}
     states = {name: Path(tempfile.mkdtemp(prefix="sqlsynth-bench-state-")) for name in variants}
     projects = {name: make_project(conf) for name, conf in variants.items()}
+    try:
+        report(variants, trees, states, projects, args.runs)
+    finally:  # the metastores and projects are this run's alone
+        for folder in (*states.values(), *projects.values()):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def report(variants: dict, trees: dict, states: dict, projects: dict, runs: int) -> None:
     results: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
     print(f"load before: {load()}", flush=True)
-    for run in range(args.runs):
+    for run in range(runs):
         for name, conf in variants.items():
             phases = run_phases(trees[name], states[name], conf)
             phases["command"], stderr = run_command(trees[name], projects[name])
@@ -126,10 +135,10 @@ def main() -> None:
                   flush=True)
     columns = (*PHASES, "open cpu", "metastore cpu", "ctas cpu", "jvm cpu", "command")
     print("\n| variant | " + " | ".join(columns) + " |\n|" + " --- |" * (len(columns) + 1))
-    for name, runs in results.items():
-        later = runs[1:] or runs
+    for name, rows in results.items():
+        later = rows[1:] or rows
         cells = [f"{statistics.median(r[c] for r in later):.2f}" for c in columns]
-        print(f"| {name} (fresh: open {runs[0]['open']:.2f}, command {runs[0]['command']:.2f}) | "
+        print(f"| {name} (fresh: open {rows[0]['open']:.2f}, command {rows[0]['command']:.2f}) | "
               + " | ".join(cells) + " |")
     print(f"load after: {load()}")
 
