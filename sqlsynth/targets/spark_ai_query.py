@@ -18,7 +18,6 @@ when an endpoint sets max_calls):
 
 from __future__ import annotations
 
-import contextlib
 import re
 import sys
 import threading
@@ -28,7 +27,7 @@ from ..errors import ConfigError
 from ..llm.errors import BudgetError, LLMCallError, LLMError
 from .spark_ai_plan import ERROR, FINISH, FP, RESPONSE, AIStage
 from .spark_ai_spool import SCHEMA, ensure_tables, ingest
-from .spark_ai_tasks import ANSWER_SCHEMA, KEYED_SCHEMA, AnswerRows, KeyRequests, warm_worker
+from .spark_ai_tasks import ANSWER_SCHEMA, KEYED_SCHEMA, AnswerRows, KeyRequests
 
 # Models run in parallel threads; two stages sending the same requests at once would both pay (the
 # DuckDB path shares in-flight requests within the process). One stage at a time: the second finds the
@@ -158,18 +157,6 @@ def run_stage(db: Any, stage: AIStage, spool: str) -> None:
             f"first error: {first}",
             hint="rows that succeeded are cached, so a re-run only retries the failed ones; "
                  "or pass failOnError := false to keep going and get the error per row")
-
-
-def warm_up_workers(db: Any) -> None:
-    """Start the executors' Python workers in the background (a worker's start and imports cost about a
-    second per session); the first stage reuses them. Best effort: a failure here shows up in the stage."""
-    tasks = partitions(db)
-
-    def warm() -> None:
-        with contextlib.suppress(Exception):
-            db.spark.range(0, tasks, 1, tasks).mapInArrow(warm_worker, "id long").collect()
-
-    threading.Thread(target=warm, name="sqlsynth-spark-warm-up", daemon=True).start()
 
 
 def run_stages(db: Any, stages: list[AIStage]) -> None:

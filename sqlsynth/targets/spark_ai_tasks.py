@@ -28,14 +28,6 @@ def _unwrap(text: str | None, field: str) -> str | None:
     return None if value is None else json.dumps(value)
 
 
-def warm_worker(batches: Any) -> Any:
-    """mapInArrow run once per session before the first stage: the executors start their Python workers
-    and import what answering needs while the driver loads seeds, so the first stage finds them ready."""
-    from ..llm import batch  # noqa: F401  # the import is the point
-
-    yield from batches
-
-
 class KeyRequests:
     """mapInArrow: (fp, endpoint, request, parameters) → the same plus the cache key (pure, retry-safe)."""
 

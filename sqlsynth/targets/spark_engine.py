@@ -21,7 +21,7 @@ from ..runner import NodeResult, Runner
 from ..unit_tests import run_unit_test
 from .databricks_native import native_endpoints
 from .spark_ai_plan import AIStage, describe, plan_ai_queries
-from .spark_ai_query import run_stages, warm_up_workers
+from .spark_ai_query import run_stages
 from .spark_database import SparkDatabase, java_error
 from .spark_materialize import MATERIALIZERS, incremental_strategy, load_seed
 from .spark_sql import PYTHON_FUNCTIONS, to_spark_sql
@@ -77,11 +77,6 @@ class _AIPlanner:
 
 
 class SparkRunner(Runner):
-    def execute(self, selected: list[str]) -> list[NodeResult]:
-        if any(_calls_ai_query(self.project.nodes[uid]) for uid in selected):
-            warm_up_workers(self.db)
-        return super().execute(selected)
-
     def _execute(self, node: Node, result: NodeResult) -> None:
         if node.resource_type == NodeType.SEED:
             self.db.ensure_schema(node.schema)  # a seed's `+schema: raw` (dbt creates it too)
@@ -114,12 +109,6 @@ class SparkRunner(Runner):
 
     def _interrupt(self) -> None:
         self.db.interrupt()
-
-
-def _calls_ai_query(node: Node) -> bool:
-    """A cheap look before compiling: a model that may run a staged ai_query."""
-    return (node.resource_type == NodeType.MODEL and node.materialized in ("table", "incremental")
-            and "ai_query" in (node.raw_code or "").lower())
 
 
 @contextmanager
