@@ -4,8 +4,8 @@ A Spark task cannot write to a table row by row, and a job's output is committed
 ends, so a task writes each flush of answers (every fraction of a second, BatchAnswerer's own rhythm)
 as one small Parquet file into the *spool* — a folder the executors and this process both reach. After
 the stage and before every stage (a run killed half way left files there) Spark reads the spooled files
-into the tables — the answers never pass through this process: nothing answered is paid twice. Files appear by rename, so a half-written one
-is never read.
+into the tables, so the answers never pass through this process and nothing answered is paid twice.
+Files appear by rename, so a half-written one is never read.
 """
 
 from __future__ import annotations
